@@ -1,0 +1,11 @@
+import { reload } from '../control/reload-client.js';
+import { CorralError } from '../errors.js';
+
+/** `corral reload [--wait] PID`. */
+export async function reloadCommand(pidText: string, opts: { wait?: boolean; timeout: string }): Promise<void> {
+  if (!/^\d+$/.test(pidText) || Number(pidText) < 2) throw new CorralError('E_RELOAD_TARGET', `${JSON.stringify(pidText)} is not a process ID`);
+  const timeout = Number(opts.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new CorralError('E_CONFIG_VALUE', `--timeout (from command line): ${JSON.stringify(opts.timeout)} is not valid: must be a number of seconds > 0`);
+  const result = await reload(Number(pidText), { wait: opts.wait === true, timeoutMs: timeout * 1000 });
+  if (result) process.stdout.write(`reload #${result.seq} done: ${result.detail}\n`);
+}

@@ -1,0 +1,234 @@
+/**
+ * Every setting, declared once: name, flag, environment variable, type, default and a
+ * one-line doc. The CLI options, `corral print-config` and docs/settings.md are generated
+ * from this table; nothing else lists settings.
+ */
+import { parseBind } from '../listeners/bind-spec.js';
+import { usableCpus } from './cpus.js';
+import {
+  boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
+} from './validators.js';
+
+export interface EnvAlias<T> {
+  /** A conventional variable honoured besides CORRAL_<NAME>, with lower precedence. */
+  name: string;
+  map?: (raw: string) => T;
+}
+
+export interface Setting<T> {
+  /** Where it goes in docs/settings.md and --help. */
+  section: 'App' | 'Listeners' | 'Workers' | 'HTTP' | 'Config' | 'Logs';
+  type: ValueType<T>;
+  default: T | (() => T);
+  /** How the docs describe a computed default. */
+  defaultDoc?: string;
+  doc: string;
+  short?: string;
+  /** Not accepted from a config file (it chooses the file, or must be known before it is read). */
+  notInFile?: boolean;
+  envAliases?: EnvAlias<T>[];
+  /** Applied by HUP (re-read config): false for settings that need a restart. */
+  reloadable?: boolean;
+}
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+const bindItem = text('ADDRESS', (s) => {
+  try {
+    parseBind(s);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+});
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const SETTINGS = {
+  app: setting({
+    section: 'App',
+    type: optionalText('APP[:EXPORT]'),
+    default: undefined,
+    doc: 'The module to serve, with an optional export name (`server.mjs:app`); also the positional argument.',
+  }),
+  bind: setting({
+    section: 'Listeners',
+    type: list(bindItem, { min: 1 }),
+    default: ['0.0.0.0:8000'],
+    short: 'b',
+    doc: 'Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path or fd://N; repeat for several. Ignored when systemd passes sockets.',
+    envAliases: [{ name: 'PORT', map: (raw) => [`0.0.0.0:${raw}`] }],
+    reloadable: false,
+  }),
+  backlog: setting({
+    section: 'Listeners',
+    type: integer(1, 65535),
+    default: 2048,
+    doc: 'Length of the queue of connections waiting to be accepted (own binds only; capped by net.core.somaxconn).',
+    reloadable: false,
+  }),
+  unixSocketMode: setting({
+    section: 'Listeners',
+    type: fileMode(),
+    default: 0o660,
+    doc: 'File mode of unix sockets corral binds itself (the group must include the proxy user, or use 0666).',
+    reloadable: false,
+  }),
+  workers: setting({
+    section: 'Workers',
+    type: integer(1, 1024),
+    default: usableCpus,
+    defaultDoc: 'usable CPUs (affinity and cgroup quota honoured)',
+    short: 'w',
+    doc: 'Number of worker processes.',
+    envAliases: [{ name: 'WEB_CONCURRENCY' }],
+  }),
+  timeout: setting({
+    section: 'Workers',
+    type: seconds(1, { zeroDisables: true }),
+    default: 30,
+    doc: 'A serving worker silent for this long (event loop blocked) is killed and replaced.',
+  }),
+  bootTimeout: setting({
+    section: 'Workers',
+    type: seconds(1),
+    default: 60,
+    doc: 'A worker not ready this long after it was started (app load and init) is killed; counts as a failed boot.',
+  }),
+  gracefulTimeout: setting({
+    section: 'Workers',
+    type: seconds(0),
+    default: 30,
+    doc: 'How long a draining worker may finish in-flight requests before it is killed.',
+  }),
+  maxRequests: setting({
+    section: 'Workers',
+    type: integer(0),
+    default: 0,
+    doc: 'Replace a worker after it has served this many requests (0 disables). The replacement starts before the old one drains.',
+  }),
+  maxRequestsJitter: setting({
+    section: 'Workers',
+    type: integer(0),
+    default: 0,
+    doc: 'Add a random 0..N to max-requests per worker so workers do not all recycle at once.',
+  }),
+  maxMemory: setting({
+    section: 'Workers',
+    type: bytes({ zeroDisables: true }),
+    default: 0,
+    doc: 'Replace a worker whose resident memory (RSS) exceeds this size (e.g. 512M; 0 disables).',
+  }),
+  keepAliveTimeout: setting({
+    section: 'HTTP',
+    type: seconds(1),
+    default: 75,
+    doc: 'Idle keep-alive connections are closed after this long; keep it above the proxy\'s (nginx and cloud balancers: 60 s) so the proxy closes first.',
+  }),
+  headersTimeout: setting({
+    section: 'HTTP',
+    type: seconds(1),
+    default: 60,
+    doc: 'Time allowed to receive a request\'s complete headers.',
+  }),
+  requestTimeout: setting({
+    section: 'HTTP',
+    type: seconds(1, { zeroDisables: true }),
+    default: 300,
+    doc: 'Time allowed to receive a whole request (headers and body); 0 disables.',
+  }),
+  maxHeaderSize: setting({
+    section: 'HTTP',
+    type: bytes({ min: 1024 }),
+    default: 16384,
+    doc: 'Largest accepted size of a request\'s headers (larger: 431).',
+  }),
+  config: setting({
+    section: 'Config',
+    type: optionalText('PATH'),
+    default: undefined,
+    defaultDoc: 'corral.config.{mjs,js,cjs,json} in the working directory, if present',
+    doc: 'Config file to read.',
+    notInFile: true,
+  }),
+  envFile: setting({
+    section: 'Config',
+    type: text('PATH'),
+    default: '.env',
+    doc: 'Environment file (dotenv syntax) for corral and the app; never overrides the real environment. Read at start and on HUP.',
+    notInFile: true,
+  }),
+  accessLog: setting({
+    section: 'Logs',
+    type: text('-|PATH|off'),
+    default: '-',
+    doc: 'Access log: `-` for stdout, a file path, or `off`.',
+  }),
+  accessLogFormat: setting({
+    section: 'Logs',
+    type: text('FORMAT', (s) => (s.trim() === '' ? 'must not be empty' : undefined)),
+    default: 'json',
+    doc: 'Access log format: `json`, `combined`, `common`, or a template with {fields}.',
+  }),
+  errorLog: setting({
+    section: 'Logs',
+    type: text('-|PATH'),
+    default: '-',
+    doc: 'Error log: `-` for stderr or a file path.',
+  }),
+  logLevel: setting({
+    section: 'Logs',
+    type: oneOf(LOG_LEVELS),
+    default: 'info',
+    doc: 'Lowest level written to the error log.',
+  }),
+  logDir: setting({
+    section: 'Logs',
+    type: optionalText('DIR'),
+    default: undefined,
+    doc: 'Directory for access.log and error.log when those are not set to `-` or a path; systemd\'s LOGS_DIRECTORY is honoured.',
+    envAliases: [{ name: 'LOGS_DIRECTORY', map: (raw) => raw.split(':')[0] }],
+  }),
+  captureOutput: setting({
+    section: 'Logs',
+    type: boolean(),
+    default: true,
+    doc: 'Capture the app\'s stdout/stderr (console.*) into the error log, attributed to its worker.',
+  }),
+} satisfies Record<string, Setting<never> | Setting<unknown>>;
+
+export type SettingName = keyof typeof SETTINGS;
+type ValueOf<S> = S extends Setting<infer T> ? T : never;
+
+/** Every setting resolved: what the master and workers run with. */
+export type ResolvedConfig = { -readonly [K in SettingName]: ValueOf<(typeof SETTINGS)[K]> };
+
+/** What a config file may contain: every field optional. */
+export type CorralConfig = Partial<Omit<ResolvedConfig, 'config' | 'envFile'>>;
+
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+export function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+export function envName(name: string): string {
+  return 'CORRAL_' + name.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+export function settingOf(name: SettingName): Setting<unknown> {
+  return SETTINGS[name] as Setting<unknown>;
+}
+
+/** Rules that tie two settings together; each message states the rule. */
+export function crossCheck(cfg: ResolvedConfig): Array<{ name: SettingName; message: string }> {
+  const out: Array<{ name: SettingName; message: string }> = [];
+  if (cfg.requestTimeout !== 0 && cfg.headersTimeout > cfg.requestTimeout) {
+    out.push({ name: 'headersTimeout', message: `${cfg.headersTimeout} is not valid: must not exceed request-timeout (${cfg.requestTimeout} s)` });
+  }
+  return out;
+}
+
+export { RuleError };

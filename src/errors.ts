@@ -1,0 +1,45 @@
+import { EXIT, type ExitCode } from './exit-codes.js';
+
+/**
+ * Every user-facing error, declared once. Codes are stable: never rename or reuse one.
+ * docs/errors.md is generated from this table and a test keeps the two in step.
+ */
+export const ERROR_CODES = {
+  E_CONFIG_VALUE: { exit: EXIT.CONFIG, doc: 'A setting has a value that breaks its rule; the message names the setting, where it came from, the value and the rule.' },
+  E_CONFIG_UNKNOWN: { exit: EXIT.CONFIG, doc: 'A config file or the environment names a setting that does not exist.' },
+  E_CONFIG_FILE: { exit: EXIT.CONFIG, doc: 'The config file cannot be read or parsed, or does not export an object.' },
+  E_ENV_FILE: { exit: EXIT.CONFIG, doc: 'The env file named with --env-file cannot be read.' },
+  E_BIND_SPEC: { exit: EXIT.CONFIG, doc: 'A --bind value is not HOST:PORT, [IPv6]:PORT, unix:/path or fd://N.' },
+  E_BIND_IN_USE: { exit: EXIT.CONFIG, doc: 'Another process already listens on the address; stop it or choose another port.' },
+  E_BIND_DENIED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for lack of permission (ports below 1024 need root or CAP_NET_BIND_SERVICE; use socket activation).' },
+  E_BIND_FAILED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for another reason (address not on this host, path not writable, ...).' },
+  E_LISTEN_FDS: { exit: EXIT.CONFIG, doc: 'LISTEN_FDS, LISTEN_PID or LISTEN_FDNAMES from systemd are malformed.' },
+  E_NO_APP: { exit: EXIT.CONFIG, doc: 'No app was given: pass APP[:EXPORT] or set `app` in the config file or CORRAL_APP.' },
+  E_APP_LOAD: { exit: EXIT.APP_LOAD, doc: 'The app module cannot be imported, the export is missing, or it is not an app corral knows how to serve.' },
+  E_WORKER_BOOT: { exit: EXIT.WORKER_BOOT, doc: 'Workers kept failing to boot (crashed or timed out before ready) at start.' },
+  E_NOTIFY: { exit: EXIT.CONFIG, doc: 'NOTIFY_SOCKET is set but notifications cannot be sent (the sd-notify addon is missing or the socket is unreachable).' },
+  E_LOG_PATH: { exit: EXIT.CONFIG, doc: 'A log file or log directory is missing or not writable by the user corral runs as.' },
+  E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (or one it may not signal).' },
+  E_RELOAD_FAILED: { exit: EXIT.UNEXPECTED, doc: 'The reload failed: the new generation did not boot; the old one keeps serving.' },
+  E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
+  E_CHECK_FAILED: { exit: EXIT.CONFIG, doc: '`corral check` found a problem; each is listed above this line.' },
+} as const satisfies Record<string, { exit: ExitCode; doc: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error meant for the operator: printed as one line, no stack, with a stable code. */
+export class CorralError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CorralError';
+    this.code = code;
+    this.exitCode = ERROR_CODES[code].exit;
+  }
+}
+
+export function isCorralError(err: unknown): err is CorralError {
+  return err instanceof CorralError;
+}

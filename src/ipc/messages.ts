@@ -1,0 +1,43 @@
+/** What the master tells a worker at spawn (JSON in the CORRAL_WORKER variable, removed at once). */
+export interface WorkerSpec {
+  gen: number;
+  slot: number;
+  app: string;
+  cwd: string;
+  /** Listening sockets, inherited as fds 3, 4, ... in this order. */
+  listeners: Array<{ fd: number; label: string }>;
+  backlog: number;
+  http: {
+    keepAliveTimeoutMs: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    maxHeaderSize: number;
+  };
+  heartbeatMs: number;
+  /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
+  maxRequests: number;
+  gracefulTimeoutMs: number;
+  logLevel: string;
+  accessLog: { enabled: boolean; format: string };
+}
+
+/** The request a worker is busy with, for the log line when it is killed for silence. */
+export interface BusyWith {
+  method: string;
+  url: string;
+  forMs: number;
+}
+
+export type WorkerMessage =
+  | { t: 'ready' }
+  | { t: 'hb'; rss: number; served: number; inflight: number; busy?: BusyWith }
+  | { t: 'retire'; reason: string }
+  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
+
+export type MasterMessage =
+  | { t: 'drain' }
+  | { t: 'stop' }
+  | { t: 'reopen-logs' };
+
+/** Exit codes a worker uses so the master can tell why it died before it could say so. */
+export const WORKER_EXIT = { APP_LOAD: 4, INIT: 3 } as const;

@@ -1,0 +1,142 @@
+import { lookup } from 'node:dns/promises';
+import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import * as net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { CorralError } from '../errors.js';
+import type { BindSpec } from './bind-spec.js';
+import { clearListenEnv, parseListenFds } from './systemd-fds.js';
+
+/** A listening socket owned by the master for its whole life and shared with every worker. */
+export interface Listener {
+  fd: number;
+  /** For logs: "127.0.0.1:8000", "unix:/run/app.sock", "systemd:web (fd 3)". */
+  label: string;
+  /** Removes what the master created (a unix socket file) at exit. */
+  cleanup(): void;
+}
+
+/** The raw handle type net._createServerHandle returns (a TCP or Pipe wrap). */
+interface RawHandle {
+  fd: number;
+  getsockname?(out: Record<string, unknown>): number;
+}
+
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
+
+/**
+ * Binds without listening. Node's public API cannot do that (listen() would make this
+ * process accept connections too), so this uses the same internal node:cluster uses to
+ * create shared handles; the first worker's listen() puts the socket in LISTEN state.
+ */
+function createServerHandle(): CreateServerHandle {
+  const fn = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+  if (typeof fn !== 'function') throw new Error('this Node.js version lacks net._createServerHandle; corral needs Node.js 20 or 22');
+  return fn;
+}
+
+/** Handles are kept referenced here so they are never garbage-collected (which would close them). */
+const held: RawHandle[] = [];
+
+/**
+ * The master's listeners: the sockets systemd passed (LISTEN_FDS), or else its own binds.
+ * LISTEN_* are removed from the environment either way.
+ */
+export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode: number }): Promise<{ listeners: Listener[]; fromSystemd: boolean }> {
+  const passed = parseListenFds(process.env, process.pid);
+  clearListenEnv(process.env);
+  if (passed.length > 0) {
+    const listeners = passed.map((p) => {
+      assertSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
+      return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {} };
+    });
+    return { listeners, fromSystemd: true };
+  }
+  const listeners: Listener[] = [];
+  try {
+    for (const b of binds) listeners.push(await bindOne(b, opts));
+  } catch (err) {
+    for (const l of listeners) l.cleanup();
+    throw err;
+  }
+  return { listeners, fromSystemd: false };
+}
+
+function assertSocket(fd: number, what: string): void {
+  let ok = false;
+  try {
+    ok = fstatSync(fd).isSocket();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new CorralError('E_LISTEN_FDS', `${what} is not an open socket`);
+}
+
+async function bindOne(b: BindSpec, opts: { unixSocketMode: number }): Promise<Listener> {
+  const create = createServerHandle();
+  if (b.kind === 'fd') {
+    assertSocket(b.fd, `--bind ${b.text}`);
+    return { fd: b.fd, label: b.text, cleanup: () => {} };
+  }
+  if (b.kind === 'unix') {
+    await removeStaleSocket(b.path, b.text);
+    const h = create(b.path, -1, -1);
+    if (typeof h === 'number') throw bindError(h, b.text);
+    held.push(h);
+    chmodSync(b.path, opts.unixSocketMode);
+    return { fd: h.fd, label: b.text, cleanup: () => safeUnlink(b.path) };
+  }
+  const address = net.isIP(b.host) ? b.host : await resolveHost(b.host, b.text);
+  const h = create(address, b.port, net.isIP(address));
+  if (typeof h === 'number') throw bindError(h, b.text);
+  held.push(h);
+  const out: Record<string, unknown> = {};
+  // libuv defers bind()'s EADDRINUSE to listen(), which happens in the workers;
+  // getsockname() reports the deferred error, so a taken address is caught here.
+  const err = h.getsockname?.(out) ?? 0;
+  if (err !== 0) throw bindError(err, b.text);
+  const port = typeof out.port === 'number' ? out.port : b.port;
+  const label = net.isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+  return { fd: h.fd, label, cleanup: () => {} };
+}
+
+async function resolveHost(host: string, text: string): Promise<string> {
+  try {
+    return (await lookup(host)).address;
+  } catch (err) {
+    throw new CorralError('E_BIND_FAILED', `cannot bind ${text}: host ${host} does not resolve (${(err as NodeJS.ErrnoException).code})`);
+  }
+}
+
+function bindError(errno: number, text: string): CorralError {
+  const name = getSystemErrorName(errno);
+  if (name === 'EADDRINUSE') return new CorralError('E_BIND_IN_USE', `cannot bind ${text}: address already in use (another process listens there; stop it or choose another --bind)`);
+  if (name === 'EACCES' || name === 'EPERM') return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a systemd socket unit can bind for you; unix sockets need a writable directory)`);
+  if (name === 'EADDRNOTAVAIL') return new CorralError('E_BIND_FAILED', `cannot bind ${text}: address not available on this host`);
+  return new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${name}`);
+}
+
+/** A socket file left by a process that died is removed; one that still answers is in use. */
+async function removeStaleSocket(path: string, text: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(path);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new CorralError('E_BIND_IN_USE', `cannot bind ${text}: another process is listening on ${path}`);
+  safeUnlink(path);
+}
+
+function safeUnlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}

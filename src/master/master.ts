@@ -1,0 +1,443 @@
+import type { Resolution } from '../config/resolve.js';
+import { CorralError } from '../errors.js';
+import type { WorkerMessage } from '../ipc/messages.js';
+import type { Listener } from '../listeners/acquire.js';
+import type { Logger } from '../logging/logger.js';
+import type { ControlServer } from '../control/server.js';
+import { Generation, HEALTHY_RUN_MS } from './generation.js';
+import type { Notifier } from './notify.js';
+import { spawnWorker } from './spawn.js';
+import { statusLine } from './status.js';
+import { describeExit } from './exit-reason.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+/** Failed boots of one slot at start before the master gives up with exit 3. */
+export const BOOT_ATTEMPTS = 3;
+/** How long a fast shutdown waits for workers before SIGKILL. */
+const FAST_KILL_MS = 2000;
+/** The loop never sleeps longer than this, so the watchdog and checks keep a steady pace. */
+const MAX_SLEEP_MS = 1000;
+
+const HANDLED = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
+type Sig = (typeof HANDLED)[number];
+
+export interface MasterDeps {
+  resolution: Resolution;
+  listeners: Listener[];
+  log: Logger;
+  notifier: Notifier;
+  control: ControlServer | undefined;
+  /** Re-reads the config file and env file (HUP). */
+  reloadConfig(): Promise<Resolution>;
+  /** The real environment at start, without what only the master may see. */
+  baseEnv: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+type Phase = 'starting' | 'running' | 'stopping';
+
+/**
+ * The arbiter. Signal handlers and child events only record what happened and wake the
+ * loop; `tick` does all the work in order and then sleeps until the nearest deadline.
+ * Clocks are monotonic (performance.now), so a wall-clock jump changes nothing.
+ */
+export class Master {
+  private phase: Phase = 'starting';
+  private readonly signals: Sig[] = [];
+  private readonly workers = new Set<WorkerHandle>();
+  private current: Generation | undefined;
+  private pending: Generation | undefined;
+  private nextGenId = 1;
+  private reloadSeq = 0;
+  private reloadQueued = false;
+  private configLoading = false;
+  private lastReload = 'none yet';
+  private failure: CorralError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private lastWatchdog = 0;
+  private done: ((err?: CorralError) => void) | undefined;
+  private readonly listenerFns = new Map<Sig, () => void>();
+
+  constructor(private readonly d: MasterDeps) {}
+
+  /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
+  run(): Promise<void> {
+    for (const sig of HANDLED) {
+      const fn = () => this.onSignal(sig);
+      this.listenerFns.set(sig, fn);
+      process.on(sig, fn);
+    }
+    this.d.control?.onWatch(() => this.reloadSeq);
+    const labels = this.d.listeners.map((l) => l.label).join(', ');
+    this.d.log.info({ listeners: labels, workers: this.d.resolution.config.workers, app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
+    this.pending = new Generation(this.nextGenId++, this.d.resolution);
+    return new Promise((resolve, reject) => {
+      this.done = (err) => (err ? reject(err) : resolve());
+      this.wake();
+    });
+  }
+
+  private onSignal(sig: Sig): void {
+    this.signals.push(sig);
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.tick();
+    });
+  }
+
+  private tick(): void {
+    clearTimeout(this.timer);
+    const now = performance.now();
+    for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
+    for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
+    this.checkWorkers(now);
+    this.progressPending(now);
+    this.maintain(now);
+    if (this.phase === 'stopping' && this.aliveCount() === 0) return this.finish();
+    this.d.notifier.status(this.status());
+    this.pingWatchdog(now);
+    this.timer = setTimeout(() => this.tick(), Math.max(1, this.nextDeadline(now) - now));
+  }
+
+  // ---- signals -------------------------------------------------------------------------
+
+  private handleSignal(sig: Sig, now: number): void {
+    switch (sig) {
+      case 'SIGHUP': return this.handleHup();
+      case 'SIGQUIT':
+      case 'SIGTERM': return this.handleQuit(sig, now);
+      case 'SIGINT': return this.handleInt(now);
+      case 'SIGUSR1': return this.handleUsr1();
+      case 'SIGTTIN': return this.handleTtin();
+      case 'SIGTTOU': return this.handleTtou(now);
+    }
+  }
+
+  private handleHup(): void {
+    if (this.phase === 'stopping') return void this.d.log.info('HUP ignored: stopping');
+    if (this.phase === 'starting' || this.pending || this.configLoading) {
+      this.reloadQueued = true;
+      this.d.log.info('HUP: a reload is already under way; another follows it');
+      return;
+    }
+    this.startReload();
+  }
+
+  private handleQuit(sig: Sig, now: number): void {
+    if (this.phase === 'stopping') return this.goFast(now, `${sig} during drain`);
+    this.phase = 'stopping';
+    this.d.notifier.stopping();
+    this.d.log.info(`${sig}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
+    for (const w of this.workers) this.drainWorker(w, now, `shutdown (${sig})`);
+  }
+
+  private handleInt(now: number): void {
+    if (this.phase !== 'stopping') this.d.notifier.stopping();
+    this.phase = 'stopping';
+    this.goFast(now, 'SIGINT');
+  }
+
+  private handleUsr1(): void {
+    this.d.log.info('USR1: reopening log files');
+    for (const w of this.workers) if (w.alive) w.send({ t: 'reopen-logs' });
+  }
+
+  private handleTtin(): void {
+    if (this.phase !== 'running' || !this.current) return;
+    this.current.target++;
+    this.d.log.info(`TTIN: workers ${this.current.target - 1} -> ${this.current.target}`);
+  }
+
+  private handleTtou(now: number): void {
+    const gen = this.current;
+    if (this.phase !== 'running' || !gen || gen.target <= 1) return;
+    gen.target--;
+    this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
+    for (const w of this.workers) if (w.gen === gen.id && w.slot > gen.target) this.drainWorker(w, now, 'TTOU');
+  }
+
+  private goFast(now: number, why: string): void {
+    this.d.log.info(`${why}: fast shutdown`);
+    for (const w of this.workers) {
+      if (!w.alive) continue;
+      w.state = 'draining';
+      w.stopReason ??= 'fast shutdown';
+      w.killAt = Math.min(w.killAt, now + FAST_KILL_MS);
+      if (!w.send({ t: 'stop' })) w.signal('SIGKILL');
+    }
+  }
+
+  // ---- reloads -------------------------------------------------------------------------
+
+  private startReload(): void {
+    const seq = ++this.reloadSeq;
+    this.configLoading = true;
+    this.d.notifier.reloading();
+    this.d.log.info(`HUP: reload #${seq}: re-reading configuration`);
+    this.d.reloadConfig().then(
+      (resolution) => {
+        this.configLoading = false;
+        if (this.phase !== 'running') return;
+        if (resolution.config.bind.join() !== this.d.resolution.config.bind.join()) {
+          this.d.log.warn('bind changed in the configuration: listeners are kept until a restart');
+        }
+        this.d.log.level = resolution.config.logLevel;
+        this.pending = new Generation(this.nextGenId++, resolution);
+        this.d.log.info(`reload #${seq}: starting generation ${this.pending.id} (${this.pending.target} workers)`);
+        this.wake();
+      },
+      (err: unknown) => {
+        this.configLoading = false;
+        this.reloadFinished(false, `configuration invalid: ${(err as Error).message}`);
+        this.wake();
+      },
+    );
+  }
+
+  private reloadFinished(ok: boolean, detail: string): void {
+    const at = new Date().toISOString().slice(11, 19);
+    this.lastReload = ok ? `ok at ${at}` : `FAILED at ${at}: ${detail}`;
+    if (ok) this.d.log.info(`reload #${this.reloadSeq} done: ${detail}`);
+    else this.d.log.error(`reload #${this.reloadSeq} failed, previous generation keeps serving: ${detail}`);
+    this.d.notifier.ready(this.status());
+    this.d.control?.broadcast({ t: 'reload', seq: this.reloadSeq, ok, detail });
+    if (this.reloadQueued && this.phase === 'running') {
+      this.reloadQueued = false;
+      this.startReload();
+    }
+  }
+
+  private progressPending(now: number): void {
+    const gen = this.pending;
+    if (!gen || this.phase === 'stopping') return;
+    const ready = this.genWorkers(gen.id).filter((w) => w.state === 'ready').length;
+    if (ready < gen.target) return;
+    const previous = this.current;
+    this.current = gen;
+    this.pending = undefined;
+    for (const w of this.workers) if (w.gen !== gen.id) this.drainWorker(w, now, `replaced by generation ${gen.id}`);
+    if (!previous) {
+      this.phase = 'running';
+      this.d.log.info(`ready: ${ready} worker(s) serving`);
+      this.d.notifier.ready(this.status());
+      if (this.reloadQueued) {
+        this.reloadQueued = false;
+        this.startReload();
+      }
+    } else {
+      this.reloadFinished(true, `generation ${gen.id} serving with ${ready} worker(s); generation ${previous.id} draining`);
+    }
+  }
+
+  /** A worker of the pending generation failed to boot. */
+  private pendingFailed(w: WorkerHandle, reason: string, now: number): void {
+    const gen = this.pending!;
+    if (!this.current) {
+      if (w.bootFailure?.kind === 'load') return this.fail(new CorralError('E_APP_LOAD', w.bootFailure.message), now);
+      const n = gen.recordFailure(w.slot, now);
+      if (n >= BOOT_ATTEMPTS) {
+        return this.fail(new CorralError('E_WORKER_BOOT', `workers failed to boot ${n} times in a row (last: ${reason}); giving up`), now);
+      }
+      this.d.log.warn(`${w.name} failed to boot (${reason}); retry ${n}/${BOOT_ATTEMPTS - 1}`);
+      return;
+    }
+    this.pending = undefined;
+    for (const other of this.genWorkers(gen.id)) this.drainWorker(other, now, `generation ${gen.id} failed to boot`);
+    this.reloadFinished(false, `${w.name}: ${reason}`);
+  }
+
+  private fail(err: CorralError, now: number): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.d.log.fatal(err.message);
+    this.phase = 'stopping';
+    this.goFast(now, 'start failed');
+  }
+
+  // ---- workers -------------------------------------------------------------------------
+
+  private spawn(gen: Generation, slot: number, now: number): void {
+    const w = spawnWorker({
+      config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd, now,
+      env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
+    });
+    this.workers.add(w);
+    w.child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
+    w.child.once('exit', (code, signal) => {
+      w.exit = { code, signal };
+      this.wake();
+    });
+    w.child.once('error', (err) => {
+      this.d.log.error({ err }, `${w.name}: process error`);
+      if (w.pid < 0) w.exit ??= { code: 1, signal: null };
+      this.wake();
+    });
+    this.d.log.debug(`spawned ${w.name}`);
+  }
+
+  private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
+    const now = performance.now();
+    w.lastCheckin = now;
+    switch (msg.t) {
+      case 'ready':
+        if (w.state === 'booting') {
+          w.state = 'ready';
+          w.readyAt = now;
+        }
+        break;
+      case 'hb':
+        w.rss = msg.rss;
+        w.inflight = msg.inflight;
+        w.busy = msg.busy;
+        break;
+      case 'retire':
+        if (w.state === 'ready' && w.gen === this.current?.id && this.phase === 'running') {
+          w.state = 'retiring';
+          w.retireReason = msg.reason;
+          this.d.log.info(`${w.name} asks to be replaced (${msg.reason})`);
+        }
+        break;
+      case 'boot-failed':
+        w.bootFailure = { kind: msg.kind, message: msg.message };
+        break;
+    }
+    this.wake();
+  }
+
+  private drainWorker(w: WorkerHandle, now: number, reason: string): void {
+    if (!w.alive || w.state === 'draining') return;
+    const gen = this.current?.id === w.gen ? this.current : undefined;
+    const graceMs = (gen?.config ?? this.d.resolution.config).gracefulTimeout * 1000;
+    w.drain(now, graceMs, reason);
+  }
+
+  private handleExit(w: WorkerHandle, now: number): void {
+    w.reaped = true;
+    this.workers.delete(w);
+    const was = w.state;
+    w.state = 'dead';
+    const { message, level } = describeExit(w, was);
+    this.d.log[level](message);
+    if (this.phase === 'stopping' || was === 'draining') return;
+    const gen = this.generationOf(w.gen);
+    if (!gen) return;
+    if (was === 'booting') {
+      if (gen === this.pending) return this.pendingFailed(w, w.bootFailure?.message ?? message, now);
+      gen.recordFailure(w.slot, now);
+      return;
+    }
+    // A serving worker died: replace it, backing off if its slot keeps crashing.
+    if (now - w.readyAt >= HEALTHY_RUN_MS) gen.clearFailures(w.slot);
+    else gen.recordFailure(w.slot, now);
+  }
+
+  private checkWorkers(now: number): void {
+    for (const w of this.workers) {
+      if (!w.alive) continue;
+      const cfg = (this.generationOf(w.gen) ?? this.current ?? this.pending)!.config;
+      if (now >= w.killAt) {
+        this.d.log.warn(`${w.name} still running ${((now - w.killAt) / 1000 + cfg.gracefulTimeout).toFixed(1)} s after it was told to stop (${w.stopReason}); killing it`);
+        w.killAt = Infinity;
+        w.signal('SIGKILL');
+      } else if (w.state === 'booting' && now - w.spawnedAt > cfg.bootTimeout * 1000) {
+        w.bootFailure ??= { kind: 'init', message: `not ready within boot-timeout (${cfg.bootTimeout} s)` };
+        this.d.log.error(`${w.name} not ready after ${cfg.bootTimeout} s (boot-timeout); killing it`);
+        w.signal('SIGKILL');
+        w.killAt = Infinity;
+      } else if ((w.state === 'ready' || w.state === 'retiring') && cfg.timeout > 0 && now - w.lastCheckin > cfg.timeout * 1000) {
+        const busy = w.busy ? `; last seen handling ${w.busy.method} ${w.busy.url} for ${(w.busy.forMs / 1000).toFixed(1)} s` : '';
+        this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
+        w.stopReason = 'timeout';
+        w.signal('SIGKILL');
+      } else if (w.state === 'ready' && cfg.maxMemory > 0 && w.rss > cfg.maxMemory && this.phase === 'running' && w.gen === this.current?.id) {
+        w.state = 'retiring';
+        w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
+        this.d.log.warn(`${w.name} ${w.retireReason}; replacing it`);
+      }
+    }
+  }
+
+  /** Keeps every slot of the serving and pending generations filled; drains retired workers once replaced. */
+  private maintain(now: number): void {
+    if (this.phase === 'stopping') return;
+    for (const gen of [this.current, this.pending]) {
+      if (!gen) continue;
+      for (let slot = 1; slot <= gen.target; slot++) {
+        const inSlot = this.genWorkers(gen.id).filter((w) => w.slot === slot);
+        const fresh = inSlot.filter((w) => w.state === 'booting' || w.state === 'ready');
+        const retiring = inSlot.filter((w) => w.state === 'retiring');
+        if (fresh.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
+        if (retiring.length > 0 && fresh.some((w) => w.state === 'ready')) {
+          for (const r of retiring) this.drainWorker(r, now, `replaced (${r.retireReason})`);
+        }
+      }
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private genWorkers(id: number): WorkerHandle[] {
+    return [...this.workers].filter((w) => w.gen === id && w.alive);
+  }
+
+  private generationOf(id: number): Generation | undefined {
+    if (this.current?.id === id) return this.current;
+    if (this.pending?.id === id) return this.pending;
+    return undefined;
+  }
+
+  private aliveCount(): number {
+    let n = 0;
+    for (const w of this.workers) if (w.alive) n++;
+    return n;
+  }
+
+  private status(): string {
+    return statusLine({
+      phase: this.phase,
+      current: this.current && { id: this.current.id, target: this.current.target, ready: this.genWorkers(this.current.id).filter((w) => w.state !== 'booting').length },
+      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending.id).filter((w) => w.state === 'ready').length },
+      draining: [...this.workers].filter((w) => w.state === 'draining').length,
+      lastReload: this.lastReload,
+    });
+  }
+
+  private pingWatchdog(now: number): void {
+    const every = this.d.notifier.watchdogIntervalMs;
+    if (every > 0 && now - this.lastWatchdog >= every * 0.9) {
+      this.lastWatchdog = now;
+      this.d.notifier.watchdog();
+    }
+  }
+
+  private nextDeadline(now: number): number {
+    let next = now + MAX_SLEEP_MS;
+    const wd = this.d.notifier.watchdogIntervalMs;
+    if (wd > 0) next = Math.min(next, this.lastWatchdog + wd * 0.9);
+    for (const w of this.workers) {
+      if (!w.alive) continue;
+      next = Math.min(next, w.killAt);
+      const cfg = (this.generationOf(w.gen) ?? this.current ?? this.pending)?.config;
+      if (!cfg) continue;
+      if (w.state === 'booting') next = Math.min(next, w.spawnedAt + cfg.bootTimeout * 1000 + 1);
+      else if (cfg.timeout > 0 && w.state !== 'draining') next = Math.min(next, w.lastCheckin + cfg.timeout * 1000 + 1);
+    }
+    for (const gen of [this.current, this.pending]) for (const t of gen?.notBefore.values() ?? []) if (t > now) next = Math.min(next, t);
+    return next;
+  }
+
+  private finish(): void {
+    clearTimeout(this.timer);
+    for (const [sig, fn] of this.listenerFns) process.off(sig, fn);
+    this.d.control?.close();
+    for (const l of this.d.listeners) l.cleanup();
+    if (!this.failure) this.d.log.info('all workers stopped; exiting');
+    this.done?.(this.failure);
+  }
+}

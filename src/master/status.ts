@@ -1,0 +1,18 @@
+export interface StatusInput {
+  phase: 'starting' | 'running' | 'stopping';
+  current: { id: number; target: number; ready: number } | undefined;
+  pending: { id: number; target: number; ready: number } | undefined;
+  draining: number;
+  lastReload: string;
+}
+
+/** The one-line STATUS= shown by `systemctl status`. */
+export function statusLine(s: StatusInput): string {
+  const parts: string[] = [];
+  if (s.phase === 'stopping') parts.push('stopping');
+  if (s.current) parts.push(`${s.current.ready}/${s.current.target} workers serving (generation ${s.current.id})`);
+  if (s.pending) parts.push(`${s.current ? 'reloading' : 'booting'}: generation ${s.pending.id} ${s.pending.ready}/${s.pending.target} ready`);
+  if (s.draining > 0) parts.push(`${s.draining} draining`);
+  parts.push(`last reload: ${s.lastReload}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { fetchHandler, type FetchFn } from './fetch-adapter.js';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface LoadedApp {
+  handler: Handler;
+  /** What the app is, for the logs ("express-style handler", "koa", ...). */
+  kind: string;
+  init?: () => unknown;
+  close?: () => unknown;
+}
+
+/** A problem with the app itself (not corral): the worker exits 4 and the master says why. */
+export class AppLoadError extends Error {}
+
+/** Splits "path/app.mjs:exportName"; a trailing ":name" is an export only if it is an identifier. */
+export function parseAppRef(ref: string): { path: string; exportName: string | undefined } {
+  const m = /^(.*):([A-Za-z_$][\w$]*)$/.exec(ref);
+  return m ? { path: m[1]!, exportName: m[2]! } : { path: ref, exportName: undefined };
+}
+
+const SHAPES = 'a (req, res) handler, an Express/Connect/Koa/Fastify app, an object with fetch(request), or a factory function (no parameters) returning one';
+
+export async function loadApp(ref: string, cwd: string): Promise<LoadedApp> {
+  const { path, exportName } = parseAppRef(ref);
+  const file = isAbsolute(path) ? path : resolve(cwd, path);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) throw new AppLoadError(`app module ${file} does not exist`);
+    throw new AppLoadError(`app module ${file} failed to load: ${e.stack ?? String(e)}`);
+  }
+  const name = exportName ?? 'default';
+  let target = mod[name];
+  const cjs = mod.default as Record<string, unknown> | undefined;
+  if (target === undefined && exportName && cjs && typeof cjs === 'object') target = cjs[exportName];
+  if (target === undefined) {
+    const names = Object.keys(mod).filter((k) => k !== '__esModule');
+    throw new AppLoadError(`app module ${file} has no export '${name}' (it exports: ${names.join(', ') || 'nothing'})`);
+  }
+  // A transpiled module's `exports.default` arrives as default.default.
+  if (name === 'default' && target && typeof target === 'object' && 'default' in target && !isApp(target)) {
+    target = (target as Record<string, unknown>).default;
+  }
+  const hooks = hooksOf(mod);
+  const app = await classify(target, `${file} export '${name}'`, true);
+  return { ...app, init: hooks.init ?? app.init, close: chain(hooks.close, app.close) };
+}
+
+function isApp(v: unknown): boolean {
+  return typeof v === 'function' || (typeof v === 'object' && v !== null && ('fetch' in v || 'callback' in v || 'routing' in v));
+}
+
+function hooksOf(mod: Record<string, unknown>): { init?: () => unknown; close?: () => unknown } {
+  const cjs = (mod.default ?? {}) as Record<string, unknown>;
+  const init = mod.init ?? cjs.init;
+  const close = mod.close ?? cjs.close;
+  return {
+    init: typeof init === 'function' ? (init as () => unknown) : undefined,
+    close: typeof close === 'function' ? (close as () => unknown) : undefined,
+  };
+}
+
+function chain(a?: () => unknown, b?: () => unknown): (() => Promise<void>) | undefined {
+  if (!a && !b) return undefined;
+  return async () => {
+    if (a) await a();
+    if (b) await b();
+  };
+}
+
+async function classify(v: unknown, where: string, allowFactory: boolean): Promise<LoadedApp> {
+  if (v !== null && (typeof v === 'object' || typeof v === 'function')) {
+    const o = v as Record<string, unknown>;
+    if (typeof o.routing === 'function' && typeof o.ready === 'function') {
+      // Fastify: serve through its router once its plugins are loaded.
+      const fastify = o as { routing: Handler; ready: () => Promise<unknown>; close: () => Promise<unknown> };
+      return { kind: 'fastify', handler: (req, res) => fastify.routing(req, res), init: () => fastify.ready(), close: () => fastify.close() };
+    }
+    if (typeof o.callback === 'function' && typeof o.use === 'function' && typeof v === 'object') {
+      return { kind: 'koa', handler: (o.callback as () => Handler).call(o) };
+    }
+    if (typeof o.fetch === 'function' && typeof v === 'object') {
+      return { kind: 'fetch', handler: fetchHandler((o.fetch as FetchFn).bind(o)) };
+    }
+  }
+  if (typeof v === 'function') {
+    const fn = v as (...args: unknown[]) => unknown;
+    if (fn.length >= 2) return { kind: 'handler', handler: fn as Handler };
+    if (fn.length === 1) return { kind: 'fetch', handler: fetchHandler(fn as FetchFn) };
+    if (allowFactory) {
+      let made: unknown;
+      try {
+        made = await fn();
+      } catch (err) {
+        throw new AppLoadError(`app factory ${where} threw: ${(err as Error)?.stack ?? String(err)}`);
+      }
+      return classify(made, `the value returned by ${where}`, false);
+    }
+  }
+  throw new AppLoadError(`${where} is ${describe(v)}; expected ${SHAPES}`);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'function') return `a function with ${v.length} parameters`;
+  if (typeof v === 'object') return 'an object without fetch(), callback() or routing()';
+  return `a ${typeof v}`;
+}

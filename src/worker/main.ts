@@ -1,0 +1,152 @@
+/**
+ * A worker process: loads the app, listens on the sockets inherited from the master,
+ * reports readiness and heartbeats, and drains on request. It never binds on its own.
+ */
+import { createServer, type Server } from 'node:http';
+import { Server as NetServer } from 'node:net';
+import { createLogger } from '../logging/logger.js';
+import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
+import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
+import { ConnectionTracker } from './connections.js';
+import { wrapHandler } from './request-handler.js';
+import { accessLogHook } from './access-log.js';
+
+const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
+if (!spec) {
+  process.stderr.write('corral: this module is started by the corral master, not directly\n');
+  process.exit(1);
+}
+delete process.env.CORRAL_WORKER;
+
+const log = createLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: `${spec.gen}.${spec.slot}` } });
+const tracker = new ConnectionTracker();
+const servers: Server[] = [];
+let app: LoadedApp | undefined;
+let stopping: 'drain' | 'fast' | undefined;
+let heartbeat: NodeJS.Timeout | undefined;
+let retireAsked = false;
+
+function send(msg: WorkerMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+// The master coordinates every stop. Ctrl-C reaches the whole process group, so a worker
+// ignores INT and HUP; TERM and QUIT (systemd, or a human) start a graceful drain.
+process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
+process.on('SIGTERM', () => void drain('SIGTERM'));
+process.on('SIGQUIT', () => void drain('SIGQUIT'));
+process.on('disconnect', () => void drain('master gone'));
+process.on('message', (msg: MasterMessage) => {
+  if (msg.t === 'drain') void drain('master');
+  else if (msg.t === 'stop') fastStop();
+});
+process.on('uncaughtException', (err) => {
+  log.error({ err }, 'uncaught exception in the app; asking for a replacement');
+  retire('uncaught exception');
+});
+process.on('unhandledRejection', (reason) => {
+  log.error({ err: reason }, 'unhandled promise rejection in the app');
+});
+
+function retire(reason: string): void {
+  if (retireAsked) return;
+  retireAsked = true;
+  send({ t: 'retire', reason });
+}
+
+async function boot(): Promise<void> {
+  try {
+    app = await loadApp(spec!.app, spec!.cwd);
+  } catch (err) {
+    const message = err instanceof AppLoadError ? err.message : String((err as Error)?.stack ?? err);
+    send({ t: 'boot-failed', kind: 'load', message });
+    log.fatal(message);
+    process.exit(WORKER_EXIT.APP_LOAD);
+  }
+  try {
+    await app.init?.();
+  } catch (err) {
+    const message = `app init failed: ${(err as Error)?.stack ?? String(err)}`;
+    send({ t: 'boot-failed', kind: 'init', message });
+    log.fatal(message);
+    process.exit(WORKER_EXIT.INIT);
+  }
+  if (stopping) return;
+  const handler = wrapHandler(app.handler, tracker, log, {
+    onCount: (served) => {
+      if (spec!.maxRequests > 0 && served >= spec!.maxRequests) retire('max-requests');
+    },
+    onDone: accessLogHook(spec!.accessLog),
+  });
+  try {
+    await Promise.all(spec!.listeners.map((l) => listen(l.fd, handler)));
+  } catch (err) {
+    const message = `cannot listen: ${(err as Error).message}`;
+    send({ t: 'boot-failed', kind: 'listen', message });
+    log.fatal(message);
+    process.exit(WORKER_EXIT.INIT);
+  }
+  heartbeat = setInterval(beat, spec!.heartbeatMs);
+  beat();
+  send({ t: 'ready' });
+  log.debug({ app: app.kind }, 'worker ready');
+}
+
+function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<void> {
+  const server = createServer({
+    maxHeaderSize: spec!.http.maxHeaderSize,
+    requestTimeout: spec!.http.requestTimeoutMs,
+    headersTimeout: spec!.http.headersTimeoutMs,
+    keepAliveTimeout: spec!.http.keepAliveTimeoutMs,
+  }, handler);
+  server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
+  tracker.attach(server);
+  servers.push(server);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    // The backlog must be an argument: listen() ignores options.backlog when given an fd.
+    server.listen({ fd }, spec!.backlog, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function beat(): void {
+  send({ t: 'hb', rss: process.memoryUsage.rss(), served: 0, inflight: tracker.inflightCount, busy: tracker.oldest() });
+}
+
+async function drain(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = 'drain';
+  log.debug({ why }, 'draining');
+  // Stop accepting without http.Server#close(), which also drops idle keep-alive
+  // connections at once and races clients that are about to reuse them.
+  stopAccepting();
+  await tracker.drain();
+  await finish(0);
+}
+
+function stopAccepting(): void {
+  for (const s of servers) if (s.listening) NetServer.prototype.close.call(s);
+}
+
+function fastStop(): void {
+  stopping = 'fast';
+  stopAccepting();
+  tracker.destroyAll();
+  void finish(0);
+}
+
+async function finish(code: number): Promise<void> {
+  clearInterval(heartbeat);
+  try {
+    await app?.close?.();
+  } catch (err) {
+    log.error({ err }, 'app close hook failed');
+  }
+  process.exit(code);
+}
+
+void boot();

@@ -11,6 +11,10 @@ import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
 import type { WorkerHandle } from './worker-handle.js';
 
+function firstLine(s: string): string {
+  return s.split('\n')[0]!;
+}
+
 /** Failed boots of one slot at start before the master gives up with exit 3. */
 export const BOOT_ATTEMPTS = 3;
 /** How long a fast shutdown waits for workers before SIGKILL. */
@@ -293,6 +297,7 @@ export class Master {
         break;
       case 'hb':
         w.rss = msg.rss;
+        w.firstRss ||= msg.rss;
         w.inflight = msg.inflight;
         w.busy = msg.busy;
         break;
@@ -328,7 +333,7 @@ export class Master {
     const gen = this.generationOf(w.gen);
     if (!gen) return;
     if (was === 'booting') {
-      if (gen === this.pending) return this.pendingFailed(w, w.bootFailure?.message ?? message, now);
+      if (gen === this.pending) return this.pendingFailed(w, firstLine(w.bootFailure?.message ?? message), now);
       gen.recordFailure(w.slot, now);
       return;
     }
@@ -351,31 +356,41 @@ export class Master {
         w.signal('SIGKILL');
         w.killAt = Infinity;
       } else if ((w.state === 'ready' || w.state === 'retiring') && cfg.timeout > 0 && now - w.lastCheckin > cfg.timeout * 1000) {
-        const busy = w.busy ? `; last seen handling ${w.busy.method} ${w.busy.url} for ${(w.busy.forMs / 1000).toFixed(1)} s` : '';
+        const busy = w.busy
+          ? `; at its last check-in it was handling ${w.busy.method} ${w.busy.url} (for ${(w.busy.forMs / 1000).toFixed(1)} s)`
+          : `; no request was in progress at its last check-in`;
         this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
         w.stopReason = 'timeout';
         w.signal('SIGKILL');
       } else if (w.state === 'ready' && cfg.maxMemory > 0 && w.rss > cfg.maxMemory && this.phase === 'running' && w.gen === this.current?.id) {
         w.state = 'retiring';
         w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
-        this.d.log.warn(`${w.name} ${w.retireReason}; replacing it`);
+        // Over the ceiling at its first check-in: the ceiling is below what the app needs to
+        // start, and replacing it again and again would only churn. Back off and say so.
+        const atBoot = w.firstRss > cfg.maxMemory;
+        if (atBoot) this.generationOf(w.gen)?.recordFailure(w.slot, now);
+        this.d.log.warn(`${w.name} ${w.retireReason}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
       }
     }
   }
 
-  /** Keeps every slot of the serving and pending generations filled; drains retired workers once replaced. */
+  /**
+   * Keeps every slot of the serving and pending generations filled. A slot serves through
+   * its newest worker: older ones are drained once a newer one serves, and a retiring
+   * worker gets its replacement started before it is drained (no capacity dip).
+   */
   private maintain(now: number): void {
     if (this.phase === 'stopping') return;
     for (const gen of [this.current, this.pending]) {
       if (!gen) continue;
       for (let slot = 1; slot <= gen.target; slot++) {
-        const inSlot = this.genWorkers(gen.id).filter((w) => w.slot === slot);
-        const fresh = inSlot.filter((w) => w.state === 'booting' || w.state === 'ready');
-        const retiring = inSlot.filter((w) => w.state === 'retiring');
-        if (fresh.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
-        if (retiring.length > 0 && fresh.some((w) => w.state === 'ready')) {
-          for (const r of retiring) this.drainWorker(r, now, `replaced (${r.retireReason})`);
-        }
+        const inSlot = this.genWorkers(gen.id).filter((w) => w.slot === slot && w.state !== 'draining');
+        const booting = inSlot.filter((w) => w.state === 'booting');
+        const serving = inSlot.filter((w) => w.state === 'ready' || w.state === 'retiring').sort((a, b) => a.spawnedAt - b.spawnedAt);
+        const newest = serving[serving.length - 1];
+        for (const old of serving.slice(0, -1)) this.drainWorker(old, now, `replaced (${old.retireReason ?? 'superseded'})`);
+        const needed = !newest || newest.state === 'retiring';
+        if (needed && booting.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
       }
     }
   }

@@ -13,6 +13,8 @@ export class WorkerHandle {
   readyAt = 0;
   lastCheckin: number;
   rss = 0;
+  /** RSS at the first check-in: what the app needs just to start. */
+  firstRss = 0;
   inflight = 0;
   busy: BusyWith | undefined;
   /** Set when the master decided the worker must stop; SIGKILL is sent at this time. */

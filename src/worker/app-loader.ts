@@ -14,7 +14,20 @@ export interface LoadedApp {
 }
 
 /** A problem with the app itself (not corral): the worker exits 4 and the master says why. */
-export class AppLoadError extends Error {}
+export class AppLoadError extends Error {
+  /** The app's own stack, for the worker's log; the message stays one line. */
+  readonly detail: string | undefined;
+
+  constructor(message: string, cause?: unknown) {
+    super(message);
+    this.detail = cause instanceof Error ? cause.stack : undefined;
+  }
+}
+
+function oneLine(err: unknown): string {
+  const e = err as Error;
+  return e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(err);
+}
 
 /** Splits "path/app.mjs:exportName"; a trailing ":name" is an export only if it is an identifier. */
 export function parseAppRef(ref: string): { path: string; exportName: string | undefined } {
@@ -33,7 +46,7 @@ export async function loadApp(ref: string, cwd: string): Promise<LoadedApp> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) throw new AppLoadError(`app module ${file} does not exist`);
-    throw new AppLoadError(`app module ${file} failed to load: ${e.stack ?? String(e)}`);
+    throw new AppLoadError(`app module ${file} failed to load: ${oneLine(e)}`, e);
   }
   const name = exportName ?? 'default';
   let target = mod[name];
@@ -57,9 +70,8 @@ function isApp(v: unknown): boolean {
 }
 
 function hooksOf(mod: Record<string, unknown>): { init?: () => unknown; close?: () => unknown } {
-  const cjs = (mod.default ?? {}) as Record<string, unknown>;
-  const init = mod.init ?? cjs.init;
-  const close = mod.close ?? cjs.close;
+  // Named exports only: an app object's own methods (Express has app.init) are not hooks.
+  const { init, close } = mod;
   return {
     init: typeof init === 'function' ? (init as () => unknown) : undefined,
     close: typeof close === 'function' ? (close as () => unknown) : undefined,
@@ -98,7 +110,7 @@ async function classify(v: unknown, where: string, allowFactory: boolean): Promi
       try {
         made = await fn();
       } catch (err) {
-        throw new AppLoadError(`app factory ${where} threw: ${(err as Error)?.stack ?? String(err)}`);
+        throw new AppLoadError(`app factory ${where} threw: ${oneLine(err)}`, err);
       }
       return classify(made, `the value returned by ${where}`, false);
     }

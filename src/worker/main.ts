@@ -59,17 +59,17 @@ async function boot(): Promise<void> {
   try {
     app = await loadApp(spec!.app, spec!.cwd);
   } catch (err) {
-    const message = err instanceof AppLoadError ? err.message : String((err as Error)?.stack ?? err);
+    const message = err instanceof AppLoadError ? err.message : String((err as Error)?.message ?? err);
     send({ t: 'boot-failed', kind: 'load', message });
-    log.fatal(message);
+    log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
     process.exit(WORKER_EXIT.APP_LOAD);
   }
   try {
     await app.init?.();
   } catch (err) {
-    const message = `app init failed: ${(err as Error)?.stack ?? String(err)}`;
+    const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
     send({ t: 'boot-failed', kind: 'init', message });
-    log.fatal(message);
+    log.fatal({ err }, message);
     process.exit(WORKER_EXIT.INIT);
   }
   if (stopping) return;

@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { CLI, ROOT } from './paths.js';
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Prefix the command (e.g. systemd-socket-activate ...). */
+  wrap?: string[];
+}
+
+/**
+ * The real CLI in its own process group, with its output collected line by line. `kill`
+ * in teardown takes the whole group, so no worker outlives a test.
+ */
+export class Corral {
+  readonly proc: ChildProcess;
+  readonly lines: string[] = [];
+  readonly exited: Promise<Exit>;
+  private exit: Exit | undefined;
+  private waiters: Array<() => void> = [];
+
+  constructor(args: string[], opts: StartOptions = {}) {
+    const cmd = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
+    this.proc = spawn(cmd[0]!, cmd.slice(1), {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...cleanEnv(), ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    for (const stream of [this.proc.stdout!, this.proc.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        this.lines.push(line);
+        for (const w of this.waiters.splice(0)) w();
+      });
+    }
+    this.exited = new Promise((resolve) => {
+      this.proc.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        for (const w of this.waiters.splice(0)) w();
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get output(): string {
+    return this.lines.join('\n');
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    process.kill(this.pid, sig);
+  }
+
+  /** Waits for an output line matching `re`, searching from line `from`. */
+  async waitForLine(re: RegExp, timeoutMs = 15_000, from = 0): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.lines.slice(from).find((l) => re.test(l));
+      if (line) return line;
+      if (this.exit) throw new Error(`corral exited (${JSON.stringify(this.exit)}) before printing ${re}; output:\n${this.output}`);
+      if (Date.now() > end) throw new Error(`no line matching ${re} within ${timeoutMs} ms; output:\n${this.output}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+
+  async waitReady(timeoutMs = 20_000): Promise<void> {
+    await this.waitForLine(/"msg":"ready: /, timeoutMs);
+  }
+
+  /** Worker PIDs: the master's children. */
+  async workerPids(): Promise<number[]> {
+    const { readFileSync } = await import('node:fs');
+    try {
+      return readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  async waitExit(timeoutMs = 20_000): Promise<Exit> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`corral did not exit within ${timeoutMs} ms; output:\n${this.output}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Teardown: SIGKILL the whole process group if anything is left. */
+  kill(): void {
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** The test runner's environment without anything that would change corral's behaviour. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('CORRAL_') || ['PORT', 'WEB_CONCURRENCY', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'LOGS_DIRECTORY', 'RUNTIME_DIRECTORY', 'JOURNAL_STREAM', 'NODE_TEST_CONTEXT'].includes(k)) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+/** Runs the CLI to completion (for check, print-config, reload and failing starts). */
+export async function runCli(args: string[], opts: StartOptions & { timeoutMs?: number } = {}): Promise<Exit & { output: string }> {
+  const c = new Corral(args, opts);
+  try {
+    const exit = await c.waitExit(opts.timeoutMs ?? 20_000);
+    // let readline deliver the last lines
+    await new Promise((r) => setTimeout(r, 20));
+    return { ...exit, output: c.output };
+  } finally {
+    c.kill();
+  }
+}

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Corral } from '../helpers/corral.js';
+import { get } from '../helpers/http.js';
+import { freePort } from '../helpers/ports.js';
+import { app } from '../helpers/paths.js';
+
+const started: Corral[] = [];
+after(() => started.forEach((c) => c.kill()));
+
+async function serving(workers: number, extra: string[] = []): Promise<{ c: Corral; port: number }> {
+  const port = await freePort();
+  const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', String(workers), '--access-log', 'off', ...extra, app('hello.mjs')]);
+  started.push(c);
+  await c.waitReady();
+  return { c, port };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('shutdown', () => {
+  for (const sig of ['SIGQUIT', 'SIGTERM'] as const) {
+    test(`${sig} with 20 in-flight 2-second requests: all complete with 200, exit 0`, async () => {
+      const { c, port } = await serving(2);
+      const workers = await c.workerPids();
+      const inflight = Array.from({ length: 20 }, () => get({ port, path: '/slow?ms=2000', timeoutMs: 15_000 }));
+      await new Promise((r) => setTimeout(r, 400)); // all 20 are in the workers now
+      const t0 = Date.now();
+      c.signal(sig);
+      const replies = await Promise.all(inflight);
+      assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
+      const exit = await c.waitExit();
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(Date.now() - t0 >= 1000, 'the master waited for the requests');
+      // no new connections are accepted once the drain began
+      await assert.rejects(get({ port, timeoutMs: 2000 }));
+      assert.ok(workers.every((p) => !alive(p)), 'no worker outlives the master');
+    });
+  }
+
+  test('graceful-timeout: a worker still busy after it is killed, and the master still exits 0', async () => {
+    const { c, port } = await serving(1, ['--graceful-timeout', '1']);
+    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    c.signal('SIGQUIT');
+    const exit = await c.waitExit(10_000);
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 5000, 'killed at the graceful timeout, not after the request');
+    assert.ok((await slow) instanceof Error, 'the overlong request was cut');
+    assert.match(c.output, /still running .* after it was told to stop/);
+  });
+
+  test('INT exits promptly even with requests in flight', async () => {
+    const { c, port } = await serving(2);
+    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    c.signal('SIGINT');
+    const exit = await c.waitExit(5000);
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 3000, `exited in ${Date.now() - t0} ms`);
+    assert.ok((await slow) instanceof Error);
+  });
+
+  test('a second QUIT during a drain escalates to a fast shutdown', async () => {
+    const { c, port } = await serving(1);
+    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    c.signal('SIGQUIT');
+    await c.waitForLine(/graceful shutdown/);
+    const t0 = Date.now();
+    c.signal('SIGQUIT');
+    const exit = await c.waitExit(5000);
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 3000);
+    assert.match(c.output, /SIGQUIT during drain: fast shutdown/);
+    assert.ok((await slow) instanceof Error);
+  });
+});

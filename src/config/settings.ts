@@ -66,7 +66,7 @@ export const SETTINGS = {
     section: 'Listeners',
     type: integer(1, 65535),
     default: 2048,
-    doc: 'Length of the queue of connections waiting to be accepted (own binds only; capped by net.core.somaxconn).',
+    doc: 'Length of the queue of connections waiting to be accepted, set on every listener including those systemd passes (match Backlog= in the socket unit; capped by net.core.somaxconn).',
     reloadable: false,
   }),
   unixSocketMode: setting({

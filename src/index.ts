@@ -1,0 +1,11 @@
+/** The public API: types for config files and `defineConfig` for editor help. */
+import type { CorralConfig, ResolvedConfig } from './config/settings.js';
+
+export type { CorralConfig, ResolvedConfig };
+export { ERROR_CODES, CorralError } from './errors.js';
+export { EXIT } from './exit-codes.js';
+
+/** Identity function: `export default defineConfig({ workers: 4 })` gets completion and checks. */
+export function defineConfig(config: CorralConfig): CorralConfig {
+  return config;
+}

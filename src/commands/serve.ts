@@ -1,18 +1,51 @@
 import { resolveConfig, type Resolution } from '../config/resolve.js';
-import type { SettingName } from '../config/settings.js';
+import { kebab, settingOf, type SettingName } from '../config/settings.js';
 import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
 import { CorralError } from '../errors.js';
 import { acquireListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
+import { checkLogTargets, logTargets, type Target } from '../logging/destinations.js';
+import { ErrorLog } from '../logging/error-log.js';
 import { createLogger } from '../logging/logger.js';
+import { Sink } from '../logging/sink.js';
+import { isJournalStream } from '../logging/syslog.js';
 import { Master } from '../master/master.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import type { MasterLogs } from '../master/worker-logs.js';
 
 export function requireApp(r: Resolution): void {
   if (!r.config.app) {
     throw new CorralError('E_NO_APP', 'no app to serve: pass APP[:EXPORT] (e.g. `corral server.mjs`), or set `app` in the config file or CORRAL_APP');
   }
+}
+
+/** Opens the log writers the master alone owns. */
+async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
+  const cfg = r.config;
+  const targets = logTargets(r, cwd);
+  checkLogTargets(targets, cfg.logDir, cwd);
+  const rotation = { size: cfg.logRotateSize, interval: cfg.logRotateInterval, keep: cfg.logRotateKeep };
+  const errorIntervalMs = cfg.logWriteErrorInterval * 1000;
+  const syslog = (t: Target) => t.kind === 'std' && (cfg.logSyslogPrefix === 'on' || (cfg.logSyslogPrefix === 'auto' && isJournalStream(t.fd)));
+  const errorTarget = targets.error as Exclude<Target, { kind: 'off' }>;
+  const errorSink = await Sink.open('error log', errorTarget, { rotation, errorIntervalMs, sync: true });
+  const access = targets.access.kind === 'off' ? undefined : await Sink.open('access log', targets.access, { rotation, errorIntervalMs, sync: false });
+  const pretty = cfg.logFormat === 'pretty' || (cfg.logFormat === 'auto' && errorTarget.kind === 'std' && process.stderr.isTTY === true);
+  return {
+    errorLog: new ErrorLog(errorSink, { pretty, syslogPrefix: syslog(errorTarget) }),
+    access,
+    accessPrefix: syslog(targets.access) ? '<6>' : '',
+  };
+}
+
+/** The effective configuration for the start line: values only (the env file's variables never appear). */
+function summary(r: Resolution): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(r.config) as SettingName[]) {
+    if (r.sources[name].layer !== 'default') out[kebab(name)] = settingOf(name).type.show(r.config[name] as never);
+  }
+  return out;
 }
 
 /** `corral serve`: the master. */
@@ -22,13 +55,15 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   const resolution = await resolveConfig({ cli, env: realEnv, cwd });
   requireApp(resolution);
   const cfg = resolution.config;
-  const log = createLogger({ level: cfg.logLevel, base: { pid: process.pid, role: 'master' } });
   const notifier = new Notifier(process.env);
+  const logs = await openLogs(resolution, cwd);
+  const log = createLogger({ level: cfg.logLevel, base: { pid: process.pid, role: 'master' } }, { write: (line: string) => logs.errorLog.line(line) });
   const { listeners } = await acquireListeners(cfg.bind.map(parseBind), { unixSocketMode: cfg.unixSocketMode });
   const control = await ControlServer.listen(controlSocketPath(process.pid)).catch((err: Error) => {
     log.warn(`control socket unavailable (${err.message}); \`corral reload --wait\` will not work`);
     return undefined;
   });
+  log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
 
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
@@ -38,6 +73,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     resolution,
     listeners,
     log,
+    logs,
     notifier,
     control,
     baseEnv,

@@ -5,6 +5,7 @@
  */
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
+import { compileAccessFormat } from '../logging/access-format.js';
 import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
@@ -19,7 +20,7 @@ export interface Setting<T> {
   /** Where it goes in docs/settings.md and --help. */
   section: 'App' | 'Listeners' | 'Workers' | 'HTTP' | 'Config' | 'Logs';
   type: ValueType<T>;
-  default: T | (() => T);
+  default: NoInfer<T> | (() => NoInfer<T>);
   /** How the docs describe a computed default. */
   defaultDoc?: string;
   doc: string;
@@ -164,19 +165,28 @@ export const SETTINGS = {
     section: 'Logs',
     type: text('-|PATH|off'),
     default: '-',
-    doc: 'Access log: `-` for stdout, a file path, or `off`.',
+    doc: 'Access log: `-` for stdout (journald under systemd), a file (relative paths are in log-dir), or `off`. With log-dir set and this left at its default: log-dir/access.log.',
+    reloadable: false,
   }),
   accessLogFormat: setting({
     section: 'Logs',
-    type: text('FORMAT', (s) => (s.trim() === '' ? 'must not be empty' : undefined)),
+    type: text('FORMAT', (s) => {
+      try {
+        compileAccessFormat(s);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    }),
     default: 'json',
-    doc: 'Access log format: `json`, `combined`, `common`, or a template with {fields}.',
+    doc: 'Access log format: `json`, `combined`, `common`, or a template such as `{method} {url} {status} {duration}ms {req.x-tenant}` (see docs/logging.md).',
   }),
   errorLog: setting({
     section: 'Logs',
     type: text('-|PATH'),
     default: '-',
-    doc: 'Error log: `-` for stderr or a file path.',
+    doc: 'Error log: `-` for stderr (journald under systemd) or a file (relative paths are in log-dir). With log-dir set and this left at its default: log-dir/error.log.',
+    reloadable: false,
   }),
   logLevel: setting({
     section: 'Logs',
@@ -188,14 +198,63 @@ export const SETTINGS = {
     section: 'Logs',
     type: optionalText('DIR'),
     default: undefined,
-    doc: 'Directory for access.log and error.log when those are not set to `-` or a path; systemd\'s LOGS_DIRECTORY is honoured.',
+    doc: 'Directory for the log files; systemd\'s LOGS_DIRECTORY (LogsDirectory=) is honoured. Must exist and be writable.',
     envAliases: [{ name: 'LOGS_DIRECTORY', map: (raw) => raw.split(':')[0] }],
+    reloadable: false,
+  }),
+  logFormat: setting({
+    section: 'Logs',
+    type: oneOf(['auto', 'json', 'pretty'] as const),
+    default: 'auto',
+    doc: 'Error log lines as JSON, or human-readable; `auto` is pretty on a terminal and JSON elsewhere.',
+    reloadable: false,
+  }),
+  logSyslogPrefix: setting({
+    section: 'Logs',
+    type: oneOf(['auto', 'on', 'off'] as const),
+    default: 'auto',
+    doc: 'Start stdout/stderr lines with `<N>` syslog priorities so `journalctl -p err` filters by level; `auto` is on when the stream is connected to journald (JOURNAL_STREAM).',
+    reloadable: false,
+  }),
+  logRotateSize: setting({
+    section: 'Logs',
+    type: bytes({ zeroDisables: true }),
+    default: 0,
+    doc: 'Built-in rotation: start a new numbered file (access.1.log, access.2.log, ...) when the current one reaches this size (0 disables).',
+    reloadable: false,
+  }),
+  logRotateInterval: setting({
+    section: 'Logs',
+    type: oneOf(['off', 'hourly', 'daily'] as const),
+    default: 'off',
+    doc: 'Built-in rotation: start a new numbered file every hour or day.',
+    reloadable: false,
+  }),
+  logRotateKeep: setting({
+    section: 'Logs',
+    type: integer(1, 10000),
+    default: 10,
+    doc: 'Built-in rotation: rotated files kept besides the current one; older ones are deleted.',
+    reloadable: false,
+  }),
+  logWriteErrorInterval: setting({
+    section: 'Logs',
+    type: seconds(1),
+    default: 60,
+    doc: 'A log file that cannot be written (disk full, ...) is reported on stderr at most once per this interval, and reopened; lines meanwhile are counted and dropped. Serving goes on.',
+    reloadable: false,
   }),
   captureOutput: setting({
     section: 'Logs',
     type: boolean(),
     default: true,
-    doc: 'Capture the app\'s stdout/stderr (console.*) into the error log, attributed to its worker.',
+    doc: 'Capture the app\'s stdout and stderr (console.*) into the error log, one entry per line attributed to its worker (stdout as info, stderr as error).',
+  }),
+  slowRequestThreshold: setting({
+    section: 'Logs',
+    type: seconds(0.001, { zeroDisables: true }),
+    default: 1,
+    doc: 'Requests slower than this are also logged as warnings in the error log (0 disables).',
   }),
 } satisfies Record<string, Setting<never> | Setting<unknown>>;
 

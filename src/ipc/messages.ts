@@ -18,7 +18,16 @@ export interface WorkerSpec {
   maxRequests: number;
   gracefulTimeoutMs: number;
   logLevel: string;
-  accessLog: { enabled: boolean; format: string };
+  logs: {
+    /** The access channel to the master (absent when the access log is off). */
+    accessFd: number | undefined;
+    /** The error-log channel to the master. */
+    errorFd: number;
+    accessFormat: string;
+    /** `<6>` when access lines end up in journald. */
+    accessPrefix: string;
+    slowMs: number;
+  };
 }
 
 /** The request a worker is busy with, for the log line when it is killed for silence. */
@@ -36,8 +45,7 @@ export type WorkerMessage =
 
 export type MasterMessage =
   | { t: 'drain' }
-  | { t: 'stop' }
-  | { t: 'reopen-logs' };
+  | { t: 'stop' };
 
 /** Exit codes a worker uses so the master can tell why it died before it could say so. */
 export const WORKER_EXIT = { APP_LOAD: 4, INIT: 3 } as const;

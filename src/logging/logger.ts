@@ -8,8 +8,16 @@ export interface LoggerOptions {
   base: Record<string, unknown>;
 }
 
-/** The error log: pino JSON lines on stderr, written synchronously so nothing is lost at exit. */
-export function createLogger(opts: LoggerOptions): Logger {
+/** Where a logger writes: anything with write(line). */
+export interface LineDestination {
+  write(line: string): unknown;
+}
+
+/**
+ * The error log as pino JSON lines. The master passes its ErrorLog (the one writer);
+ * a worker passes its channel to the master, written synchronously so nothing is lost at exit.
+ */
+export function createLogger(opts: LoggerOptions, dest: LineDestination | number = 2): Logger {
   return pino(
     {
       level: opts.level,
@@ -17,6 +25,6 @@ export function createLogger(opts: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ fd: 2, sync: true }),
+    typeof dest === 'number' ? pino.destination({ fd: dest, sync: true }) : dest,
   );
 }

@@ -10,6 +10,7 @@ import { spawnWorker } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
 import type { WorkerHandle } from './worker-handle.js';
+import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -29,6 +30,7 @@ export interface MasterDeps {
   resolution: Resolution;
   listeners: Listener[];
   log: Logger;
+  logs: MasterLogs;
   notifier: Notifier;
   control: ControlServer | undefined;
   /** Re-reads the config file and env file (HUP). */
@@ -147,9 +149,11 @@ export class Master {
     this.goFast(now, 'SIGINT');
   }
 
+  /** Only the master holds log files (workers write through it), so only it reopens. */
   private handleUsr1(): void {
-    this.d.log.info('USR1: reopening log files');
-    for (const w of this.workers) if (w.alive) w.send({ t: 'reopen-logs' });
+    this.d.logs.access?.reopen();
+    this.d.logs.errorLog.sink.reopen();
+    this.d.log.info('USR1: log files reopened');
   }
 
   private handleTtin(): void {
@@ -270,8 +274,10 @@ export class Master {
     const w = spawnWorker({
       config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd, now,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
+      access: this.d.logs.access ? { prefix: this.d.logs.accessPrefix } : undefined,
     });
     this.workers.add(w);
+    attachWorkerLogs(w, this.d.logs, this.d.listeners.length);
     w.child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     w.child.once('exit', (code, signal) => {
       w.exit = { code, signal };
@@ -282,7 +288,7 @@ export class Master {
       if (w.pid < 0) w.exit ??= { code: 1, signal: null };
       this.wake();
     });
-    this.d.log.debug(`spawned ${w.name}`);
+    this.d.log.info(`spawned ${w.name}`);
   }
 
   private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
@@ -453,6 +459,7 @@ export class Master {
     this.d.control?.close();
     for (const l of this.d.listeners) l.cleanup();
     if (!this.failure) this.d.log.info('all workers stopped; exiting');
-    this.done?.(this.failure);
+    // Flush the log writers before the process may exit.
+    void Promise.all([this.d.logs.access?.close(), this.d.logs.errorLog.sink.close()]).then(() => this.done?.(this.failure));
   }
 }

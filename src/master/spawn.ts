@@ -9,6 +9,8 @@ const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url)
 
 export interface SpawnContext {
   config: ResolvedConfig;
+  /** Access lines go to the master (undefined: access log off). */
+  access: { prefix: string } | undefined;
   gen: number;
   slot: number;
   listeners: Listener[];
@@ -49,17 +51,27 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     maxRequests: requestLimit(c),
     gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),
     logLevel: c.logLevel,
-    accessLog: { enabled: c.accessLog !== 'off', format: c.accessLogFormat },
+    logs: {
+      accessFd: ctx.access ? 4 + ctx.listeners.length : undefined,
+      errorFd: 5 + ctx.listeners.length,
+      accessFormat: c.accessLogFormat,
+      accessPrefix: ctx.access?.prefix ?? '',
+      slowMs: Math.round(c.slowRequestThreshold * 1000),
+    },
   };
 }
 
-/** Starts a worker process with the listeners as fds 3.. and the IPC channel after them. */
+/**
+ * Starts a worker process: stdout/stderr (piped to the master when captured), the
+ * listeners as fds 3.., then the IPC channel, the access channel and the error channel.
+ */
 export function spawnWorker(ctx: SpawnContext): WorkerHandle {
   const spec = workerSpec(ctx);
+  const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
   const child = spawn(process.execPath, [WORKER_ENTRY], {
     cwd: ctx.cwd,
     env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(spec) },
-    stdio: ['ignore', 'inherit', 'inherit', ...ctx.listeners.map((l) => l.fd), 'ipc'],
+    stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', ctx.access ? 'pipe' : 'ignore', 'pipe'],
     serialization: 'json',
   });
   return new WorkerHandle(child, ctx.gen, ctx.slot, ctx.now);

@@ -9,7 +9,7 @@ import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } 
 import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
-import { accessLogHook } from './access-log.js';
+import { requestLogger } from './access-log.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec) {
@@ -18,7 +18,8 @@ if (!spec) {
 }
 delete process.env.CORRAL_WORKER;
 
-const log = createLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: `${spec.gen}.${spec.slot}` } });
+const workerName = `${spec.gen}.${spec.slot}`;
+const log = createLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: workerName } }, spec.logs.errorFd);
 const tracker = new ConnectionTracker();
 const servers: Server[] = [];
 let app: LoadedApp | undefined;
@@ -77,7 +78,14 @@ async function boot(): Promise<void> {
     onCount: (served) => {
       if (spec!.maxRequests > 0 && served >= spec!.maxRequests) retire('max-requests');
     },
-    onDone: accessLogHook(spec!.accessLog),
+    begin: requestLogger({
+      accessFd: spec!.logs.accessFd,
+      format: spec!.logs.accessFormat,
+      prefix: spec!.logs.accessPrefix,
+      slowMs: spec!.logs.slowMs,
+      worker: workerName,
+      log,
+    }),
   });
   try {
     await Promise.all(spec!.listeners.map((l) => listen(l.fd, handler)));

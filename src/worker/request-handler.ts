@@ -6,8 +6,8 @@ import type { ConnectionTracker } from './connections.js';
 export interface RequestHooks {
   /** Called once per request after it is counted; used for max-requests. */
   onCount(served: number): void;
-  /** Called when the response is done (finished or aborted). */
-  onDone?(req: IncomingMessage, res: ServerResponse, startedAt: number): void;
+  /** Called before the app sees the request (request id, access log). */
+  begin(req: IncomingMessage, res: ServerResponse, startedAt: number): void;
 }
 
 /**
@@ -29,10 +29,7 @@ export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logge
   return (req, res) => {
     const startedAt = performance.now();
     tracker.begin(req, res);
-    if (hooks.onDone) {
-      const done = hooks.onDone;
-      res.once('close', () => done(req, res, startedAt));
-    }
+    hooks.begin(req, res, startedAt);
     hooks.onCount(++served);
     try {
       const out = app(req, res);

@@ -63,6 +63,8 @@ export interface LoadResult {
   errors: string[];
   statuses: Record<number, number>;
   bodies: string[];
+  /** With idPrefix: the request ids that were answered with a 2xx. */
+  okIds: string[];
 }
 
 export interface LoadOptions {
@@ -75,6 +77,8 @@ export interface LoadOptions {
   maxMs?: number;
   /** Keep every response body (for checks such as which code served). */
   keepBodies?: boolean;
+  /** Sends X-Request-Id: prefix-N on request N and records the ids that got a 2xx. */
+  idPrefix?: string;
 }
 
 /**
@@ -83,17 +87,20 @@ export interface LoadOptions {
  */
 export async function load(opts: LoadOptions): Promise<LoadResult> {
   const agent = opts.keepAlive ? new Agent({ keepAlive: true, maxSockets: opts.concurrency }) : false;
-  const result: LoadResult = { sent: 0, ok: 0, failed: 0, errors: [], statuses: {}, bodies: [] };
+  const result: LoadResult = { sent: 0, ok: 0, failed: 0, errors: [], statuses: {}, bodies: [], okIds: [] };
   const deadline = Date.now() + (opts.maxMs ?? 60_000);
   const headers: Record<string, string> = opts.keepAlive ? {} : { connection: 'close' };
   const loop = async () => {
     while (result.sent < opts.total && Date.now() < deadline) {
-      result.sent++;
+      const n = result.sent++;
+      const id = opts.idPrefix ? `${opts.idPrefix}-${n}` : undefined;
       try {
-        const r = await get({ port: opts.port, path: opts.path, agent, headers });
+        const r = await get({ port: opts.port, path: opts.path, agent, headers: id ? { ...headers, 'x-request-id': id } : headers });
         result.statuses[r.status] = (result.statuses[r.status] ?? 0) + 1;
-        if (r.status >= 200 && r.status < 300) result.ok++;
-        else result.failed++;
+        if (r.status >= 200 && r.status < 300) {
+          result.ok++;
+          if (id) result.okIds.push(id);
+        } else result.failed++;
         if (opts.keepBodies) result.bodies.push(r.body);
       } catch (err) {
         result.failed++;

@@ -1,0 +1,136 @@
+/**
+ * Access log formats: `json` (default), `combined`, `common` (Apache/nginx), or a template
+ * with {fields}. Compiled once per worker into a function from one request to one line.
+ */
+export interface AccessRecord {
+  time: Date;
+  method: string;
+  url: string;
+  httpVersion: string;
+  status: number;
+  bytes: number;
+  durationMs: number;
+  remoteAddr: string | undefined;
+  requestId: string;
+  pid: number;
+  worker: string;
+  reqHeader(name: string): string | undefined;
+  resHeader(name: string): string | undefined;
+}
+
+export type AccessFormatter = (r: AccessRecord) => string;
+
+/** Headers whose values are never written to a log, whatever the format says. */
+export const NEVER_LOGGED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+
+const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> = {
+  time: (r) => r.time.toISOString(),
+  time_clf: (r) => clfTime(r.time),
+  method: (r) => r.method,
+  url: (r) => r.url,
+  protocol: (r) => `HTTP/${r.httpVersion}`,
+  status: (r) => r.status,
+  bytes: (r) => r.bytes,
+  duration: (r) => round3(r.durationMs),
+  remote_addr: (r) => r.remoteAddr,
+  forwarded_for: (r) => r.reqHeader('x-forwarded-for'),
+  user_agent: (r) => r.reqHeader('user-agent'),
+  referer: (r) => r.reqHeader('referer'),
+  request_id: (r) => r.requestId,
+  pid: (r) => r.pid,
+  worker: (r) => r.worker,
+};
+
+export const FIELD_NAMES = Object.keys(FIELDS);
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+let clfCache = { second: -1, text: '' };
+
+/** 10/Oct/2000:13:55:36 +0000 (UTC), computed once per second. */
+export function clfTime(d: Date): string {
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== clfCache.second) {
+    const p = (n: number) => String(n).padStart(2, '0');
+    const text = `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+    clfCache = { second, text };
+  }
+  return clfCache.text;
+}
+
+/** Quotes a value the way nginx does: `"` and `\` and control bytes escaped as \xHH. */
+function quoted(v: string | number | undefined): string {
+  if (v === undefined || v === '') return '"-"';
+  return '"' + String(v).replace(/["\\\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')) + '"';
+}
+
+function bare(v: string | number | undefined): string {
+  if (v === undefined || v === '') return '-';
+  return String(v).replace(/[\s"\\\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+}
+
+function json(r: AccessRecord): string {
+  const o: Record<string, string | number | undefined> = {
+    time: r.time.toISOString(),
+    remote_addr: r.remoteAddr,
+    forwarded_for: r.reqHeader('x-forwarded-for'),
+    method: r.method,
+    url: r.url,
+    protocol: `HTTP/${r.httpVersion}`,
+    status: r.status,
+    bytes: r.bytes,
+    duration_ms: round3(r.durationMs),
+    user_agent: r.reqHeader('user-agent'),
+    referer: r.reqHeader('referer'),
+    request_id: r.requestId,
+    pid: r.pid,
+    worker: r.worker,
+  };
+  return JSON.stringify(o);
+}
+
+function common(r: AccessRecord): string {
+  return `${bare(r.remoteAddr)} - - [${clfTime(r.time)}] ${quoted(`${r.method} ${r.url} HTTP/${r.httpVersion}`)} ${r.status} ${r.bytes > 0 ? r.bytes : '-'}`;
+}
+
+function combined(r: AccessRecord): string {
+  return `${common(r)} ${quoted(r.reqHeader('referer'))} ${quoted(r.reqHeader('user-agent'))}`;
+}
+
+/** Compiles a format; throws an Error stating the rule for an unknown field or a secret header. */
+export function compileAccessFormat(format: string): AccessFormatter {
+  if (format === 'json') return json;
+  if (format === 'common') return common;
+  if (format === 'combined') return combined;
+  if (!format.includes('{')) throw new Error(`must be json, combined, common, or a template with {fields} such as "{method} {url} {status}"`);
+  const parts: Array<string | ((r: AccessRecord) => string)> = [];
+  const re = /\{([^{}]*)\}/g;
+  let last = 0;
+  for (let m = re.exec(format); m; m = re.exec(format)) {
+    parts.push(format.slice(last, m.index));
+    parts.push(fieldFn(m[1]!.trim()));
+    last = re.lastIndex;
+  }
+  parts.push(format.slice(last));
+  const compiled = parts.filter((p) => p !== '');
+  return (r) => {
+    let out = '';
+    for (const p of compiled) out += typeof p === 'string' ? p : p(r);
+    return out;
+  };
+}
+
+function fieldFn(name: string): (r: AccessRecord) => string {
+  const header = /^(req|res)\.([a-z0-9-]+)$/i.exec(name);
+  if (header) {
+    const h = header[2]!.toLowerCase();
+    if (NEVER_LOGGED.has(h)) throw new Error(`{${name}}: the ${h} header is never logged`);
+    return header[1] === 'req' ? (r) => bare(r.reqHeader(h)) : (r) => bare(r.resHeader(h));
+  }
+  const f = FIELDS[name];
+  if (!f) throw new Error(`unknown field {${name}}; fields are ${FIELD_NAMES.map((n) => `{${n}}`).join(' ')} {req.HEADER} {res.HEADER}`);
+  return (r) => bare(f(r));
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { compileAccessFormat, type AccessRecord } from '../../src/logging/access-format.js';
+import { ErrorLog } from '../../src/logging/error-log.js';
+import { relayLines } from '../../src/logging/relay.js';
+import type { Sink } from '../../src/logging/sink.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { logTargets } from '../../src/logging/destinations.js';
+
+const rec = (over: Partial<AccessRecord> = {}): AccessRecord => ({
+  time: new Date('2026-01-02T03:04:05.678Z'),
+  method: 'GET',
+  url: '/a?b="c"',
+  httpVersion: '1.1',
+  status: 200,
+  bytes: 1234,
+  durationMs: 12.34567,
+  remoteAddr: '10.0.0.1',
+  requestId: 'rid-1',
+  pid: 42,
+  worker: '1.2',
+  reqHeader: (n) => ({ 'user-agent': 'curl/8', referer: 'https://r/', 'x-forwarded-for': '1.2.3.4', authorization: 'Bearer SECRET', 'x-tenant': 'acme' })[n],
+  resHeader: (n) => ({ 'content-type': 'text/plain', 'set-cookie': 'SECRET' })[n],
+  ...over,
+});
+
+describe('access log formats', () => {
+  test('json has the documented fields and nothing secret', () => {
+    const line = compileAccessFormat('json')(rec());
+    assert.deepEqual(JSON.parse(line), {
+      time: '2026-01-02T03:04:05.678Z', remote_addr: '10.0.0.1', forwarded_for: '1.2.3.4', method: 'GET', url: '/a?b="c"',
+      protocol: 'HTTP/1.1', status: 200, bytes: 1234, duration_ms: 12.346, user_agent: 'curl/8', referer: 'https://r/',
+      request_id: 'rid-1', pid: 42, worker: '1.2',
+    });
+    assert.doesNotMatch(line, /SECRET/);
+  });
+
+  test('common and combined, with nginx-style escaping', () => {
+    assert.equal(compileAccessFormat('common')(rec()), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a?b=\\x22c\\x22 HTTP/1.1" 200 1234');
+    assert.equal(compileAccessFormat('combined')(rec({ bytes: 0 })), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a?b=\\x22c\\x22 HTTP/1.1" 200 - "https://r/" "curl/8"');
+  });
+
+  test('templates with named fields and headers', () => {
+    const f = compileAccessFormat('{method} {url} {status} {duration}ms {req.x-tenant} {res.content-type} {req.missing} id={request_id} w={worker}');
+    assert.equal(f(rec()), 'GET /a?b=\\x22c\\x22 200 12.346ms acme text/plain - id=rid-1 w=1.2');
+  });
+
+  test('unknown fields and secret headers are refused with the rule', () => {
+    assert.throws(() => compileAccessFormat('{method} {nope}'), /unknown field \{nope\}; fields are \{time\}/);
+    assert.throws(() => compileAccessFormat('{req.authorization}'), /the authorization header is never logged/);
+    assert.throws(() => compileAccessFormat('{req.Cookie}'), /the cookie header is never logged/);
+    assert.throws(() => compileAccessFormat('{res.set-cookie}'), /the set-cookie header is never logged/);
+    assert.throws(() => compileAccessFormat('apache'), /must be json, combined, common, or a template/);
+  });
+
+  test('a bad format is a configuration error naming the setting', async () => {
+    await assert.rejects(resolveConfig({ cli: { accessLogFormat: '{req.authorization}' }, env: {}, cwd: '/' }), /access-log-format \(from command line --access-log-format\): .*never logged/);
+  });
+});
+
+class MemorySink {
+  out = '';
+  write(s: string) {
+    this.out += s;
+    return true;
+  }
+}
+
+describe('error log rendering', () => {
+  test('syslog priorities by level, one prefix per line', () => {
+    const sink = new MemorySink();
+    const log = new ErrorLog(sink as unknown as Sink, { pretty: false, syslogPrefix: true });
+    for (const level of ['debug', 'info', 'warn', 'error', 'fatal']) log.line(JSON.stringify({ level, msg: level }) + '\n');
+    assert.deepEqual(sink.out.split('\n').filter(Boolean).map((l) => l.slice(0, 3)), ['<7>', '<6>', '<4>', '<3>', '<2>']);
+  });
+
+  test('captured output: stdout as info, stderr as error, attributed to the worker', () => {
+    const sink = new MemorySink();
+    const log = new ErrorLog(sink as unknown as Sink, { pretty: false, syslogPrefix: false });
+    log.captured('stderr', 7, '2.1', 'oops');
+    const rec = JSON.parse(sink.out) as Record<string, unknown>;
+    assert.equal(rec.level, 'error');
+    assert.equal(rec.pid, 7);
+    assert.equal(rec.worker, '2.1');
+    assert.equal(rec.msg, 'oops');
+  });
+
+  test('pretty lines are readable and keep the stack', () => {
+    const sink = new MemorySink();
+    const log = new ErrorLog(sink as unknown as Sink, { pretty: true, syslogPrefix: false });
+    log.line(JSON.stringify({ level: 'error', time: '2026-01-01T10:11:12.345Z', pid: 9, role: 'worker', worker: '1.1', msg: 'bad', err: { stack: 'Error: bad\n    at x' } }));
+    assert.match(sink.out, /^10:11:12\.345 (\x1b\[31m)?ERROR(\x1b\[0m)? +\[worker 1\.1 9\] bad\n {4}Error: bad\n {8}at x\n$/);
+  });
+});
+
+describe('line relay', () => {
+  test('hands on whole lines only, however the bytes were split', async () => {
+    const src = new PassThrough();
+    const got: string[] = [];
+    let partial = '';
+    relayLines(src, (lines) => {
+      got.push(lines);
+      return true;
+    }, (rest) => (partial = rest));
+    for (const piece of ['{"a":1}\n{"b"', ':2}\n{"c":3}', '\n', 'tail-without-newline']) src.write(piece);
+    src.end();
+    await new Promise((r) => setImmediate(r));
+    assert.ok(got.every((chunk) => chunk.endsWith('\n')));
+    assert.deepEqual(got.join('').split('\n').filter(Boolean), ['{"a":1}', '{"b":2}', '{"c":3}']);
+    assert.equal(partial, 'tail-without-newline');
+  });
+});
+
+describe('log destinations', () => {
+  test('- is stdout/stderr; log-dir turns defaults into files; relative paths live in log-dir', async () => {
+    const std = logTargets(await resolveConfig({ cli: {}, env: {}, cwd: '/srv' }), '/srv');
+    assert.deepEqual(std, { access: { kind: 'std', fd: 1 }, error: { kind: 'std', fd: 2 } });
+    const dir = logTargets(await resolveConfig({ cli: {}, env: { LOGS_DIRECTORY: '/var/log/app' }, cwd: '/srv' }), '/srv');
+    assert.deepEqual(dir, { access: { kind: 'file', path: '/var/log/app/access.log' }, error: { kind: 'file', path: '/var/log/app/error.log' } });
+    const explicit = logTargets(await resolveConfig({ cli: { accessLog: '-', errorLog: 'err.log' }, env: { LOGS_DIRECTORY: '/var/log/app' }, cwd: '/srv' }), '/srv');
+    assert.deepEqual(explicit, { access: { kind: 'std', fd: 1 }, error: { kind: 'file', path: '/var/log/app/err.log' } });
+    const off = logTargets(await resolveConfig({ cli: { accessLog: 'off' }, env: {}, cwd: '/srv' }), '/srv');
+    assert.deepEqual(off.access, { kind: 'off' });
+  });
+});

@@ -35,6 +35,9 @@ function send(msg: WorkerMessage): void {
 // ignores INT and HUP; TERM and QUIT (systemd, or a human) start a graceful drain.
 process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
+// USR1 is the master's (log reopen). Without a handler Node opens its inspector on USR1, which
+// `systemctl kill -s USR1` sent to the whole unit would do to every worker.
+process.on('SIGUSR1', () => {});
 process.on('SIGTERM', () => void drain('SIGTERM'));
 process.on('SIGQUIT', () => void drain('SIGQUIT'));
 process.on('disconnect', () => void drain('master gone'));

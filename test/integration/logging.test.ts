@@ -130,6 +130,18 @@ describe('logs', () => {
     assert.match(denied.output, /E_LOG_PATH: log-dir .* is not writable by user nobody \(uid 65534\)/);
   });
 
+  test('USR1 sent to every process of the service opens no debugger in the workers', async () => {
+    const { c, port } = await serving(['--workers', '2', '--access-log', 'off', app('hello.mjs')]);
+    for (const pid of await c.workerPids()) process.kill(pid, 'SIGUSR1');
+    c.signal('SIGUSR1');
+    await c.waitForLine(/USR1: log files reopened/);
+    assert.equal((await get({ port })).status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.doesNotMatch(c.output, /Debugger listening/);
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
   test('a write error later (disk full) does not stop serving and is reported once per interval', async () => {
     const dir = tmp('full');
     symlinkSync('/dev/full', join(dir, 'access.log'));

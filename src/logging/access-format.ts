@@ -14,9 +14,19 @@ export interface AccessRecord {
   requestId: string;
   pid: number;
   worker: string;
-  reqHeader(name: string): string | undefined;
-  resHeader(name: string): string | undefined;
+  /** The request's headers, lower-case names (IncomingMessage#headers). */
+  reqHeaders: Record<string, string | string[] | undefined>;
+  /** The response, for its headers. */
+  res: { getHeader(name: string): string | string[] | number | undefined };
 }
+
+function text(v: string | string[] | number | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : String(v);
+}
+
+const reqHeader = (r: AccessRecord, name: string) => text(r.reqHeaders[name]);
+const resHeader = (r: AccessRecord, name: string) => text(r.res.getHeader(name));
 
 export type AccessFormatter = (r: AccessRecord) => string;
 
@@ -33,9 +43,9 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   bytes: (r) => r.bytes,
   duration: (r) => round3(r.durationMs),
   remote_addr: (r) => r.remoteAddr,
-  forwarded_for: (r) => r.reqHeader('x-forwarded-for'),
-  user_agent: (r) => r.reqHeader('user-agent'),
-  referer: (r) => r.reqHeader('referer'),
+  forwarded_for: (r) => reqHeader(r, 'x-forwarded-for'),
+  user_agent: (r) => reqHeader(r, 'user-agent'),
+  referer: (r) => reqHeader(r, 'referer'),
   request_id: (r) => r.requestId,
   pid: (r) => r.pid,
   worker: (r) => r.worker,
@@ -76,15 +86,15 @@ function json(r: AccessRecord): string {
   const o: Record<string, string | number | undefined> = {
     time: r.time.toISOString(),
     remote_addr: r.remoteAddr,
-    forwarded_for: r.reqHeader('x-forwarded-for'),
+    forwarded_for: reqHeader(r, 'x-forwarded-for'),
     method: r.method,
     url: r.url,
     protocol: `HTTP/${r.httpVersion}`,
     status: r.status,
     bytes: r.bytes,
     duration_ms: round3(r.durationMs),
-    user_agent: r.reqHeader('user-agent'),
-    referer: r.reqHeader('referer'),
+    user_agent: reqHeader(r, 'user-agent'),
+    referer: reqHeader(r, 'referer'),
     request_id: r.requestId,
     pid: r.pid,
     worker: r.worker,
@@ -97,7 +107,7 @@ function common(r: AccessRecord): string {
 }
 
 function combined(r: AccessRecord): string {
-  return `${common(r)} ${quoted(r.reqHeader('referer'))} ${quoted(r.reqHeader('user-agent'))}`;
+  return `${common(r)} ${quoted(reqHeader(r, 'referer'))} ${quoted(reqHeader(r, 'user-agent'))}`;
 }
 
 /** Compiles a format; throws an Error stating the rule for an unknown field or a secret header. */
@@ -128,7 +138,7 @@ function fieldFn(name: string): (r: AccessRecord) => string {
   if (header) {
     const h = header[2]!.toLowerCase();
     if (NEVER_LOGGED.has(h)) throw new Error(`{${name}}: the ${h} header is never logged`);
-    return header[1] === 'req' ? (r) => bare(r.reqHeader(h)) : (r) => bare(r.resHeader(h));
+    return header[1] === 'req' ? (r) => bare(reqHeader(r, h)) : (r) => bare(resHeader(r, h));
   }
   const f = FIELDS[name];
   if (!f) throw new Error(`unknown field {${name}}; fields are ${FIELD_NAMES.map((n) => `{${n}}`).join(' ')} {req.HEADER} {res.HEADER}`);

@@ -1,19 +1,15 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { BusyWith } from '../ipc/messages.js';
+import type { CorralResponse } from './response.js';
 
-interface Conn {
+/** Per-connection state, kept on the socket itself (no lookups on the request path). */
+interface ConnState {
   busy: number;
   idleSince: number;
-  closeAfterResponse: boolean;
-  responses: Set<ServerResponse>;
 }
-
-interface InFlight {
-  method: string;
-  url: string;
-  start: number;
-}
+const kConn = Symbol('corral.conn');
+type TrackedSocket = Socket & { [kConn]?: ConnState };
 
 /** An idle keep-alive connection is closed during a drain once it has been idle this long. */
 const DRAIN_IDLE_MS = 300;
@@ -25,43 +21,43 @@ const DRAIN_POLL_MS = 50;
  * without racing a client that is about to reuse one.
  */
 export class ConnectionTracker {
-  private readonly conns = new Map<Socket, Conn>();
-  private readonly inflight = new Set<InFlight>();
+  private readonly sockets = new Set<TrackedSocket>();
+  /** In-flight responses, oldest first (a Set keeps insertion order). */
+  private readonly inflight = new Set<CorralResponse>();
   private draining = false;
   private drainTimer: NodeJS.Timeout | undefined;
   private onEmpty: (() => void) | undefined;
 
   attach(server: Server): void {
-    server.on('connection', (socket: Socket) => {
-      const conn: Conn = { busy: 0, idleSince: performance.now(), closeAfterResponse: false, responses: new Set() };
-      this.conns.set(socket, conn);
+    server.on('connection', (socket: TrackedSocket) => {
+      socket[kConn] = { busy: 0, idleSince: performance.now() };
+      this.sockets.add(socket);
       socket.once('close', () => {
-        this.conns.delete(socket);
+        this.sockets.delete(socket);
         this.checkEmpty();
       });
     });
   }
 
-  /** Called for every request before the app sees it. */
-  begin(req: IncomingMessage, res: ServerResponse): void {
-    const conn = this.conns.get(req.socket);
-    const entry: InFlight = { method: req.method ?? '?', url: req.url ?? '', start: performance.now() };
-    this.inflight.add(entry);
-    if (conn) {
-      conn.busy++;
-      conn.responses.add(res);
-    }
+  /** A request starts (before the app sees it). */
+  begin(res: CorralResponse): void {
+    this.inflight.add(res);
+    const conn = (res.req.socket as TrackedSocket)[kConn];
+    if (conn) conn.busy++;
     if (this.draining) res.setHeader('Connection', 'close');
-    res.once('close', () => {
-      this.inflight.delete(entry);
-      if (conn) {
-        conn.busy--;
-        conn.responses.delete(res);
-        conn.idleSince = performance.now();
-        if (this.draining && conn.busy === 0) req.socket.end();
-      }
-      this.checkEmpty();
-    });
+  }
+
+  /** Its response is finished or aborted. */
+  done(res: CorralResponse): void {
+    this.inflight.delete(res);
+    const socket = res.req.socket as TrackedSocket;
+    const conn = socket[kConn];
+    if (conn) {
+      conn.busy--;
+      conn.idleSince = performance.now();
+      if (this.draining && conn.busy === 0) socket.end();
+    }
+    this.checkEmpty();
   }
 
   get inflightCount(): number {
@@ -69,25 +65,20 @@ export class ConnectionTracker {
   }
 
   get connectionCount(): number {
-    return this.conns.size;
+    return this.sockets.size;
   }
 
   /** The oldest request still being served. */
   oldest(): BusyWith | undefined {
-    for (const e of this.inflight) return { method: e.method, url: e.url, forMs: Math.round(performance.now() - e.start) };
+    for (const res of this.inflight) return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };
     return undefined;
   }
 
   /** Starts a drain; resolves when every connection is closed. */
   drain(): Promise<void> {
     this.draining = true;
-    for (const [socket, conn] of this.conns) {
-      for (const res of conn.responses) {
-        if (!res.headersSent) res.setHeader('Connection', 'close');
-      }
-      if (conn.busy > 0) conn.closeAfterResponse = true;
-      else if (performance.now() - conn.idleSince >= DRAIN_IDLE_MS) socket.end();
-    }
+    for (const res of this.inflight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    this.closeIdle();
     this.drainTimer = setInterval(() => this.closeIdle(), DRAIN_POLL_MS);
     return new Promise((resolve) => {
       this.onEmpty = resolve;
@@ -97,18 +88,19 @@ export class ConnectionTracker {
 
   /** Fast stop: every connection is cut now. */
   destroyAll(): void {
-    for (const socket of this.conns.keys()) socket.destroy();
+    for (const socket of this.sockets) socket.destroy();
   }
 
   private closeIdle(): void {
     const now = performance.now();
-    for (const [socket, conn] of this.conns) {
-      if (conn.busy === 0 && now - conn.idleSince >= DRAIN_IDLE_MS) socket.end();
+    for (const socket of this.sockets) {
+      const conn = socket[kConn];
+      if (conn && conn.busy === 0 && now - conn.idleSince >= DRAIN_IDLE_MS) socket.end();
     }
   }
 
   private checkEmpty(): void {
-    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
+    if (!this.draining || this.sockets.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
     clearInterval(this.drainTimer);
     const done = this.onEmpty;
     this.onEmpty = undefined;

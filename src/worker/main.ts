@@ -2,7 +2,7 @@
  * A worker process: loads the app, listens on the sockets inherited from the master,
  * reports readiness and heartbeats, and drains on request. It never binds on its own.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, ServerResponse, type Server } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import { createLogger } from '../logging/logger.js';
 import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
@@ -10,6 +10,7 @@ import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
 import { requestLogger } from './access-log.js';
+import { CorralResponse } from './response.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec) {
@@ -81,7 +82,7 @@ async function boot(): Promise<void> {
     onCount: (served) => {
       if (spec!.maxRequests > 0 && served >= spec!.maxRequests) retire('max-requests');
     },
-    begin: requestLogger({
+    logged: requestLogger({
       accessFd: spec!.logs.accessFd,
       format: spec!.logs.accessFormat,
       prefix: spec!.logs.accessPrefix,
@@ -106,6 +107,8 @@ async function boot(): Promise<void> {
 
 function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<void> {
   const server = createServer({
+    // The class is ours (a ServerResponse subclass); its generic signature differs only in typing.
+    ServerResponse: CorralResponse as unknown as typeof ServerResponse,
     maxHeaderSize: spec!.http.maxHeaderSize,
     requestTimeout: spec!.http.requestTimeoutMs,
     headersTimeout: spec!.http.headersTimeoutMs,

@@ -20,8 +20,8 @@ const rec = (over: Partial<AccessRecord> = {}): AccessRecord => ({
   requestId: 'rid-1',
   pid: 42,
   worker: '1.2',
-  reqHeader: (n) => ({ 'user-agent': 'curl/8', referer: 'https://r/', 'x-forwarded-for': '1.2.3.4', authorization: 'Bearer SECRET', 'x-tenant': 'acme' })[n],
-  resHeader: (n) => ({ 'content-type': 'text/plain', 'set-cookie': 'SECRET' })[n],
+  reqHeaders: { 'user-agent': 'curl/8', referer: 'https://r/', 'x-forwarded-for': '1.2.3.4', authorization: 'Bearer SECRET', 'x-tenant': ['acme'] },
+  res: { getHeader: (n: string) => ({ 'content-type': 'text/plain', 'set-cookie': 'SECRET' } as Record<string, string>)[n] },
   ...over,
 });
 

@@ -113,6 +113,9 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
     requestTimeout: spec!.http.requestTimeoutMs,
     headersTimeout: spec!.http.headersTimeoutMs,
     keepAliveTimeout: spec!.http.keepAliveTimeoutMs,
+    // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
+    // headers-timeout could otherwise let a slow client hold a connection for 32 s.
+    connectionsCheckingInterval: Math.min(1000, spec!.http.headersTimeoutMs / 2),
   }, handler);
   server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
   tracker.attach(server);

@@ -19,10 +19,7 @@ describe('logrotate', { skip, timeout: 600_000 }, () => {
 
   before(async () => {
     const sb = sandbox();
-    await installApp(sb, {
-      name: 'logs', port: 8000, workers: 2,
-      env: { CORRAL_ACCESS_LOG: `${LOG_DIR}/access.log`, CORRAL_ERROR_LOG: `${LOG_DIR}/error.log` },
-    });
+    await installApp(sb, { name: 'logs', port: 8000, workers: 2, extraArgs: ['--logs', 'files'] });
     await sb.ok(['systemctl', 'start', 'corral@logs.service']);
   });
 

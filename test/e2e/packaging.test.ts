@@ -35,6 +35,7 @@ describe('packaging', { skip, timeout: 600_000 }, () => {
     assert.match(facts, /^CORRAL_APP=\/srv\/hello\/app\.mjs$/m);
     assert.match(facts, /^CORRAL_WORKERS=2$/m);
     assert.match(facts, /^NODE_ENV=production$/m);
+    assert.match(facts, /^CORRAL_ACCESS_LOG=-\nCORRAL_ERROR_LOG=-$/m, 'logs go to the journal by default');
     const unit = await sb.ok(['systemctl', 'cat', 'corral@hello.service']);
     assert.match(unit, new RegExp(`^ExecStart=/\\S*node ${CORRAL_HOME}/dist/src/cli.js serve$`, 'm'));
     assert.match(unit, /^User=hello$/m);

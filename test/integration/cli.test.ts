@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { runCli } from '../helpers/corral.js';
+import { freePort } from '../helpers/ports.js';
+import { app, ROOT } from '../helpers/paths.js';
+
+describe('command line', () => {
+  test('--version and --help (generated from the settings table)', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const v = await runCli(['--version']);
+    assert.equal(v.code, 0);
+    assert.equal(v.output.trim(), pkg.version);
+    const h = await runCli(['serve', '--help']);
+    assert.equal(h.code, 0);
+    for (const flag of ['--bind', '--workers', '--timeout', '--boot-timeout', '--graceful-timeout', '--max-requests', '--max-requests-jitter', '--max-memory', '--keep-alive-timeout', '--config', '--env-file', '--access-log', '--access-log-format', '--error-log', '--log-level', '--log-dir']) {
+      assert.match(h.output, new RegExp(`${flag} <`), flag);
+    }
+    assert.match(h.output, /\[env CORRAL_WORKERS; default: usable CPUs/);
+  });
+
+  test('invalid settings exit 78 with one line naming the setting, source, value and rule', async () => {
+    const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+      [[app('hello.mjs')], { CORRAL_WORKERS: 'four' }, /^corral: error E_CONFIG_VALUE: workers \(from env CORRAL_WORKERS\): "four" is not valid: must be a whole number from 1 to 1024$/m],
+      [['--timeout', '-1', app('hello.mjs')], {}, /^corral: error E_CONFIG_VALUE: timeout \(from command line --timeout\): "-1" is not valid/m],
+      [['--bind', 'nowhere', app('hello.mjs')], {}, /^corral: error E_CONFIG_VALUE: bind \(from command line --bind\): "nowhere" is not valid: "nowhere" has no port/m],
+      [['--config', '/nonexistent/corral.config.json', app('hello.mjs')], {}, /^corral: error E_CONFIG_FILE: config file \/nonexistent\/corral\.config\.json does not exist$/m],
+      [[], {}, /^corral: error E_NO_APP: no app to serve/m],
+    ];
+    for (const [args, env, re] of cases) {
+      const r = await runCli(args, { env });
+      assert.equal(r.code, 78, r.output);
+      assert.match(r.output, re);
+      assert.equal(r.output.trim().split('\n').length, 1, `one line: ${r.output}`);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-'));
+    writeFileSync(join(dir, 'corral.config.json'), '{"workerz": 2}');
+    const unknown = await runCli([app('hello.mjs')], { cwd: dir });
+    assert.equal(unknown.code, 78);
+    assert.match(unknown.output, /E_CONFIG_UNKNOWN: config file .*: unknown setting 'workerz'; did you mean 'workers'\?/);
+    writeFileSync(join(dir, 'corral.config.json'), '{}');
+    const { chmodSync } = await import('node:fs');
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, 'corral.config.json'), 0o000);
+    const unreadable = await runCli([app('hello.mjs')], { cwd: dir, wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'] });
+    assert.equal(unreadable.code, 78);
+    assert.match(unreadable.output, /E_CONFIG_FILE: config file .* cannot be loaded: EACCES/);
+  });
+
+  test('print-config shows every value and the layer it came from', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-pc-'));
+    writeFileSync(join(dir, 'corral.config.json'), JSON.stringify({ timeout: 10, maxRequests: 500 }));
+    writeFileSync(join(dir, '.env'), 'CORRAL_GRACEFUL_TIMEOUT=7\n');
+    const r = await runCli(['print-config', '--max-requests', '900', 'app.mjs'], { cwd: dir, env: { WEB_CONCURRENCY: '3' } });
+    assert.equal(r.code, 0, r.output);
+    const row = (name: string) => r.output.split('\n').find((l) => l.startsWith(name + ' '))!.replace(/\s+/g, ' ');
+    assert.equal(row('app'), 'app app.mjs command line --app');
+    assert.equal(row('workers'), 'workers 3 env WEB_CONCURRENCY');
+    assert.equal(row('timeout'), `timeout 10 config file ${join(dir, 'corral.config.json')}`);
+    assert.equal(row('graceful-timeout'), `graceful-timeout 7 env file CORRAL_GRACEFUL_TIMEOUT in ${join(dir, '.env')}`);
+    assert.equal(row('max-requests'), 'max-requests 900 command line --max-requests');
+    assert.equal(row('keep-alive-timeout'), 'keep-alive-timeout 75 default');
+    const json = await runCli(['print-config', '--json'], { cwd: dir });
+    const parsed = JSON.parse(json.output) as Record<string, { value: unknown; source: string }>;
+    assert.deepEqual(parsed['max-requests'], { value: 500, source: `config file ${join(dir, 'corral.config.json')}` });
+  });
+
+  test('check: passes for a good app; names each problem and fails otherwise', async () => {
+    const port = await freePort();
+    const ok = await runCli(['check', '--bind', `127.0.0.1:${port}`, app('factory.mjs')]);
+    assert.equal(ok.code, 0, ok.output);
+    assert.match(ok.output, /ok +app .*factory\.mjs loads \(handler, with init hook, with close hook\)/);
+    assert.match(ok.output, new RegExp(`ok +bind 127\\.0\\.0\\.1:${port}: free`));
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
+    try {
+      const r = await runCli(['check', '--bind', `127.0.0.1:${port}`, '--log-dir', '/nonexistent-logs', app('throws-at-load.mjs')]);
+      assert.equal(r.code, 4, 'an app that cannot load makes check exit 4');
+      assert.match(r.output, /FAIL +app .*failed to load: Error: this app cannot start/);
+      assert.match(r.output, new RegExp(`FAIL +bind 127\\.0\\.0\\.1:${port}: address already in use`));
+      assert.match(r.output, /FAIL +log-dir \/nonexistent-logs missing or not writable/);
+      assert.match(r.output, /E_CHECK_FAILED: 3 problem\(s\) found/);
+    } finally {
+      busy.close();
+    }
+  });
+});

@@ -4,13 +4,10 @@ import { Command } from 'commander';
 import { addSettingOptions, cliLayer } from './cli-options.js';
 import { isCorralError } from './errors.js';
 import { EXIT } from './exit-codes.js';
-import { serve } from './commands/serve.js';
-import { check } from './commands/check.js';
-import { printConfig } from './commands/print-config.js';
-import { reloadCommand } from './commands/reload.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** Each command's module is loaded only when that command runs, keeping the master small. */
 function program(): Command {
   const root = new Command('corral')
     .description('A systemd-native pre-fork HTTP server for Node.js.')
@@ -20,25 +17,25 @@ function program(): Command {
   addSettingOptions(root.command('serve', { isDefault: true }))
     .description('run the master: bind, fork workers, supervise (the default command)')
     .argument('[app]', 'module to serve, APP[:EXPORT]')
-    .action((app: string | undefined, opts: Record<string, unknown>) => serve(cliLayer(opts, app)));
+    .action(async (app: string | undefined, opts: Record<string, unknown>) => (await import('./commands/serve.js')).serve(cliLayer(opts, app)));
 
   addSettingOptions(root.command('check'))
     .description('validate settings, load the app once, check binds and log paths')
     .argument('[app]', 'module to serve, APP[:EXPORT]')
-    .action((app: string | undefined, opts: Record<string, unknown>) => check(cliLayer(opts, app)));
+    .action(async (app: string | undefined, opts: Record<string, unknown>) => (await import('./commands/check.js')).check(cliLayer(opts, app)));
 
   addSettingOptions(root.command('print-config'))
     .description('print every effective setting with the layer it came from')
     .argument('[app]', 'module to serve, APP[:EXPORT]')
     .option('--json', 'print JSON instead of a table')
-    .action((app: string | undefined, opts: Record<string, unknown>) => printConfig(cliLayer(opts, app), opts.json === true));
+    .action(async (app: string | undefined, opts: Record<string, unknown>) => (await import('./commands/print-config.js')).printConfig(cliLayer(opts, app), opts.json === true));
 
   root.command('reload')
     .description('send HUP to a master; with --wait, return once the new generation serves (0) or the reload failed (1)')
     .argument('<pid>', 'PID of the corral master ($MAINPID in a unit)')
     .option('--wait', 'wait for the reload to finish')
     .option('--timeout <SECONDS>', 'with --wait: give up after this long', '120')
-    .action((pid: string, opts: { wait?: boolean; timeout: string }) => reloadCommand(pid, opts));
+    .action(async (pid: string, opts: { wait?: boolean; timeout: string }) => (await import('./commands/reload.js')).reloadCommand(pid, opts));
 
   return root;
 }

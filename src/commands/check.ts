@@ -1,7 +1,8 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import * as net from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { resolveConfig } from '../config/resolve.js';
+import { resolveConfig, type Resolution } from '../config/resolve.js';
+import { logTargets } from '../logging/destinations.js';
 import type { ResolvedConfig, SettingName } from '../config/settings.js';
 import { CorralError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -24,7 +25,7 @@ export async function check(cli: Partial<Record<SettingName, unknown>>): Promise
   const findings: Finding[] = [{ ok: true, what: `settings valid${r.configFile ? ` (config file ${r.configFile})` : ''}` }];
   findings.push(await checkApp(r.config, cwd));
   findings.push(...(await checkBinds(r.config)));
-  findings.push(...checkLogPaths(r.config, cwd));
+  findings.push(...checkLogPaths(r, cwd));
   for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : 'FAIL'}  ${f.what}\n`);
   const failed = findings.filter((f) => !f.ok);
   if (failed.length > 0) {
@@ -83,17 +84,22 @@ function isWritableDir(dir: string): boolean {
   }
 }
 
-function checkLogPaths(cfg: ResolvedConfig, cwd: string): Finding[] {
+function checkLogPaths(r: Resolution, cwd: string): Finding[] {
   const out: Finding[] = [];
-  if (cfg.logDir) {
-    const ok = isWritableDir(resolve(cwd, cfg.logDir));
+  const cfg = r.config;
+  const logDir = cfg.logDir ? resolve(cwd, cfg.logDir) : undefined;
+  if (logDir) {
+    const ok = isWritableDir(logDir);
     out.push({ ok, what: `log-dir ${cfg.logDir} ${ok ? 'writable' : 'missing or not writable'}` });
   }
-  for (const [name, value] of [['access-log', cfg.accessLog], ['error-log', cfg.errorLog]] as const) {
-    if (value === '-' || value === 'off') continue;
-    const dir = dirname(resolve(cwd, value));
+  // The same resolution as `serve` (relative paths live in log-dir).
+  const targets = logTargets(r, cwd);
+  for (const [name, target] of [['access-log', targets.access], ['error-log', targets.error]] as const) {
+    if (target.kind !== 'file') continue;
+    const dir = dirname(target.path);
+    if (dir === logDir && !isWritableDir(dir)) continue; // already reported above
     const ok = isWritableDir(dir);
-    out.push({ ok, what: `${name} ${value}: directory ${dir} ${ok ? 'writable' : 'missing or not writable'}` });
+    out.push({ ok, what: `${name} ${target.path}: directory ${dir} ${ok ? 'writable' : 'missing or not writable'}` });
   }
   return out;
 }

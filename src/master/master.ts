@@ -333,11 +333,15 @@ export class Master {
     this.workers.delete(w);
     const was = w.state;
     w.state = 'dead';
-    const { message, level } = describeExit(w, was);
-    this.d.log[level](message);
-    if (this.phase === 'stopping' || was === 'draining') return;
     const gen = this.generationOf(w.gen);
-    if (!gen) return;
+    const { message, level } = describeExit(w, was);
+    if (!gen && was !== 'draining' && this.phase !== 'stopping') {
+      // Its generation was abandoned (a failed reload) before it could be told to drain.
+      this.d.log.warn(`${message} (generation ${w.gen} was abandoned)`);
+      return;
+    }
+    this.d.log[level](message);
+    if (this.phase === 'stopping' || was === 'draining' || !gen) return;
     if (was === 'booting') {
       if (gen === this.pending) return this.pendingFailed(w, firstLine(w.bootFailure?.message ?? message), now);
       gen.recordFailure(w.slot, now);

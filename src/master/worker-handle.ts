@@ -54,7 +54,8 @@ export class WorkerHandle {
   send(msg: MasterMessage): boolean {
     if (!this.child.connected) return false;
     try {
-      this.child.send(msg);
+      // With a callback, a worker that died meanwhile (EPIPE) is not an 'error' event.
+      this.child.send(msg, () => {});
       return true;
     } catch {
       return false;

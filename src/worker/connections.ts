@@ -6,13 +6,24 @@ import type { CorralResponse } from './response.js';
 /** Per-connection state, kept on the socket itself (no lookups on the request path). */
 interface ConnState {
   busy: number;
+  /** Requests answered on this connection so far. */
+  served: number;
   idleSince: number;
 }
 const kConn = Symbol('corral.conn');
 type TrackedSocket = Socket & { [kConn]?: ConnState };
 
-/** An idle keep-alive connection is closed during a drain once it has been idle this long. */
-const DRAIN_IDLE_MS = 300;
+/**
+ * During a drain an idle keep-alive connection is closed once it has been idle this long: a
+ * client reusing it sooner gets its answer with Connection: close instead of a closed socket.
+ */
+const DRAIN_IDLE_MS = 1000;
+/**
+ * A connection that has not carried a request yet waits longer: its request may already be in
+ * the kernel's buffer while this worker is busy, and closing a socket with unread data resets
+ * it. Only a connection silent this long (a pre-connect that was never used) is closed.
+ */
+const DRAIN_FRESH_MS = 2000;
 const DRAIN_POLL_MS = 50;
 
 /**
@@ -30,7 +41,7 @@ export class ConnectionTracker {
 
   attach(server: Server): void {
     server.on('connection', (socket: TrackedSocket) => {
-      socket[kConn] = { busy: 0, idleSince: performance.now() };
+      socket[kConn] = { busy: 0, served: 0, idleSince: performance.now() };
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
@@ -54,6 +65,7 @@ export class ConnectionTracker {
     const conn = socket[kConn];
     if (conn) {
       conn.busy--;
+      conn.served++;
       conn.idleSince = performance.now();
       if (this.draining && conn.busy === 0) socket.end();
     }
@@ -95,7 +107,7 @@ export class ConnectionTracker {
     const now = performance.now();
     for (const socket of this.sockets) {
       const conn = socket[kConn];
-      if (conn && conn.busy === 0 && now - conn.idleSince >= DRAIN_IDLE_MS) socket.end();
+      if (conn && conn.busy === 0 && now - conn.idleSince >= (conn.served > 0 ? DRAIN_IDLE_MS : DRAIN_FRESH_MS)) socket.end();
     }
   }
 

@@ -74,6 +74,11 @@ describe('command line', () => {
     assert.equal(ok.code, 0, ok.output);
     assert.match(ok.output, /ok +app .*factory\.mjs loads \(handler, with init hook, with close hook\)/);
     assert.match(ok.output, new RegExp(`ok +bind 127\\.0\\.0\\.1:${port}: free`));
+    // relative log paths are checked where serve puts them: in log-dir
+    const logs = mkdtempSync(join(tmpdir(), 'corral-check-logs-'));
+    const rel = await runCli(['check', '--bind', `127.0.0.1:${port}`, '--log-dir', logs, '--access-log', 'access.log', app('hello.mjs')], { cwd: '/' });
+    assert.equal(rel.code, 0, rel.output);
+    assert.match(rel.output, new RegExp(`ok +access-log ${logs}/access\\.log: directory ${logs} writable`));
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
     try {

@@ -303,12 +303,20 @@ export function useSandbox(fileUrl: string): () => Sandbox {
     ready = true;
   }, { timeout: 180_000 });
   after(async () => {
+    await saveJournal(sb, fileUrl).catch(() => {});
     await sb.down();
   }, { timeout: 180_000 });
   return () => {
     if (!ready) throw new Error(`sandbox ${sb.name} is not up`);
     return sb;
   };
+}
+
+/** Keeps the sandbox's whole journal in BASE/logs/FILE.journal, for a failure's post-mortem. */
+async function saveJournal(sb: Sandbox, fileUrl: string): Promise<void> {
+  const file = join(BASE, 'logs', `${sandboxName(fileUrl).replace(/-\d+$/, '')}.journal`);
+  mkdirSync(dirname(file), { recursive: true });
+  await sb.ok(['sh', '-c', `journalctl --no-pager -o short-precise > '${file}'`], { timeoutMs: 60_000 });
 }
 
 /**

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { join } from 'node:path';
-import { cannotRun, installApp, progress, sleep, startLoad, useSandbox, waitFor } from './harness.js';
+import { cannotRun, CORRAL_HOME, installApp, progress, sleep, startLoad, useSandbox, waitFor } from './harness.js';
 
 const skip = cannotRun();
 const LOG_DIR = '/var/log/corral/logs';
@@ -21,6 +21,12 @@ describe('logrotate', { skip, timeout: 600_000 }, () => {
     const sb = sandbox();
     await installApp(sb, { name: 'logs', port: 8000, workers: 2, extraArgs: ['--logs', 'files'] });
     await sb.ok(['systemctl', 'start', 'corral@logs.service']);
+  });
+
+  test('health-check passes with logs in files', async () => {
+    const sb = sandbox();
+    const r = await sb.exec([`${CORRAL_HOME}/scripts/health-check`, '--name', 'logs']);
+    assert.equal(r.code, 0, r.stdout);
   });
 
   test("the installed config passes logrotate's own checks", async () => {

@@ -23,7 +23,8 @@ describe('service lifecycle', { skip, timeout: 600_000 }, () => {
     assert.equal(r.status, 200);
     assert.match(r.body, /^hello v1 \d+$/);
     assert.ok(Date.now() - t0 >= INIT_MS, 'the connection waited in the queue while the app booted');
-    assert.equal(await sb.prop('corral@hello.service', 'ActiveState'), 'active');
+    // A worker serves as soon as it is ready; READY=1 follows once every worker is.
+    await waitFor('the service to be active', async () => (await sb.prop('corral@hello.service', 'ActiveState')) === 'active', { timeoutMs: 10_000 });
     const triggered = await sb.journal('corral@hello.socket');
     assert.doesNotMatch(triggered, /Failed/);
   });

@@ -56,6 +56,9 @@ describe('reload (HUP)', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.output, /E_RELOAD_FAILED: reload of \d+ failed: .*SyntaxError/);
     await c.waitForLine(/reload #1 failed, previous generation keeps serving/);
+    // the new generation's workers that did start are being stopped; the old ones stay
+    const end = Date.now() + 10_000;
+    while ((await c.workerPids()).length > before.length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual((await c.workerPids()).sort(), before.sort(), 'the old workers are still the ones running');
     for (let i = 0; i < 10; i++) assert.match((await get({ port })).body, /^v1 /);
     // fixing the code and reloading again works

@@ -6,7 +6,6 @@ import { CONTENDERS } from '../lib/contenders.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { pick, withContenders, alternate, warmUp, checkWrk, metric, target } from '../lib/scenario.mjs';
 import { wrkOptions } from '../lib/throughput.mjs';
-import { max, median } from '../lib/stats.mjs';
 
 export const description = 'Keep-alive wrk load; per-worker shares of connections and requests.';
 

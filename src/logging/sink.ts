@@ -53,7 +53,7 @@ export class Sink {
 
   /** Writes whole lines; false means "wait for onDrain before writing more". */
   write(lines: string): boolean {
-    if (!this.stream) {
+    if (!this.stream || this.closed) {
       this.dropped += countLines(lines);
       return true;
     }

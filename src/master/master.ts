@@ -64,6 +64,8 @@ export class Master {
   private lastWatchdog = 0;
   private done: ((err?: CorralError) => void) | undefined;
   private readonly listenerFns = new Map<Sig, () => void>();
+  /** Workers whose channels (access lines, error log, output) are still open. */
+  private openChannels = 0;
 
   constructor(private readonly d: MasterDeps) {}
 
@@ -105,7 +107,8 @@ export class Master {
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
-    if (this.phase === 'stopping' && this.aliveCount() === 0) return this.finish();
+    // Finish only once every worker's channels are read to the end: no log line is left behind.
+    if (this.phase === 'stopping' && this.aliveCount() === 0 && this.openChannels === 0) return this.finish();
     this.d.notifier.status(this.status());
     this.pingWatchdog(now);
     this.timer = setTimeout(() => this.tick(), Math.max(1, this.nextDeadline(now) - now));
@@ -281,6 +284,11 @@ export class Master {
     w.child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     w.child.once('exit', (code, signal) => {
       w.exit = { code, signal };
+      this.wake();
+    });
+    this.openChannels++;
+    w.child.once('close', () => {
+      this.openChannels--;
       this.wake();
     });
     w.child.once('error', (err) => {

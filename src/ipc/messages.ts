@@ -41,11 +41,15 @@ export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'hb'; rss: number; served: number; inflight: number; busy?: BusyWith }
   | { t: 'retire'; reason: string }
+  /** How many of its open connections have carried more than one request. */
+  | { t: 'conns'; kept: number }
   | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
 
 export type MasterMessage =
   | { t: 'drain' }
-  | { t: 'stop' };
+  | { t: 'stop' }
+  /** The fair share of kept connections, and whether this worker holds more than its share. */
+  | { t: 'balance'; fair: number; over: boolean };
 
 /** Exit codes a worker uses so the master can tell why it died before it could say so. */
 export const WORKER_EXIT = { APP_LOAD: 4, INIT: 3 } as const;

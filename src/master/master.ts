@@ -11,6 +11,7 @@ import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
 import type { WorkerHandle } from './worker-handle.js';
 import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
+import { Balancer } from './balance.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -66,6 +67,7 @@ export class Master {
   private readonly listenerFns = new Map<Sig, () => void>();
   /** Workers whose channels (access lines, error log, output) are still open. */
   private openChannels = 0;
+  private readonly balancer = new Balancer();
 
   constructor(private readonly d: MasterDeps) {}
 
@@ -107,6 +109,10 @@ export class Master {
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
+    if (this.phase === 'running' && this.current) {
+      const id = this.current.id;
+      this.balancer.run([...this.workers].filter((w) => w.gen === id && (w.state === 'ready' || w.state === 'retiring')), now);
+    }
     // Finish only once every worker's channels are read to the end: no log line is left behind.
     if (this.phase === 'stopping' && this.aliveCount() === 0 && this.openChannels === 0) return this.finish();
     this.d.notifier.status(this.status());
@@ -322,6 +328,10 @@ export class Master {
           this.d.log.info(`${w.name} asks to be replaced (${msg.reason})`);
         }
         break;
+      case 'conns':
+        w.kept = msg.kept;
+        this.balancer.noteReport();
+        break;
       case 'boot-failed':
         w.bootFailure = { kind: msg.kind, message: msg.message };
         break;
@@ -450,7 +460,7 @@ export class Master {
   }
 
   private nextDeadline(now: number): number {
-    let next = now + MAX_SLEEP_MS;
+    let next = Math.min(now + MAX_SLEEP_MS, Math.max(now + 1, this.balancer.nextAt()));
     const wd = this.d.notifier.watchdogIntervalMs;
     if (wd > 0) next = Math.min(next, this.lastWatchdog + wd * 0.9);
     for (const w of this.workers) {

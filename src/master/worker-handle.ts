@@ -16,6 +16,8 @@ export class WorkerHandle {
   /** RSS at the first check-in: what the app needs just to start. */
   firstRss = 0;
   inflight = 0;
+  /** Kept (reused) connections it holds, as last reported; null until the first report. */
+  kept: number | null = null;
   busy: BusyWith | undefined;
   /** Set when the master decided the worker must stop; SIGKILL is sent at this time. */
   killAt = Infinity;

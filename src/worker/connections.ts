@@ -9,6 +9,10 @@ interface ConnState {
   /** Requests answered on this connection so far. */
   served: number;
   idleSince: number;
+  /** Requests begun on it; from the second one on it is a kept (keep-alive) connection. */
+  requests: number;
+  /** Told to close after its current response, to rebalance. */
+  shed: boolean;
 }
 const kConn = Symbol('corral.conn');
 type TrackedSocket = Socket & { [kConn]?: ConnState };
@@ -38,13 +42,26 @@ export class ConnectionTracker {
   private draining = false;
   private drainTimer: NodeJS.Timeout | undefined;
   private onEmpty: (() => void) | undefined;
+  /** Open connections that carried a second request (churn never counts). */
+  private kept = 0;
+  private keptChanged = true;
+  /** Kept connections answered with Connection: close and not closed yet. */
+  private shedding = 0;
+  /** How many more kept connections to shed, from the master's last verdict. */
+  private shedBudget = 0;
 
   attach(server: Server): void {
     server.on('connection', (socket: TrackedSocket) => {
-      socket[kConn] = { busy: 0, served: 0, idleSince: performance.now() };
+      const conn: ConnState = { busy: 0, served: 0, idleSince: performance.now(), requests: 0, shed: false };
+      socket[kConn] = conn;
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
+        if (conn.requests >= 2) {
+          this.kept--;
+          this.keptChanged = true;
+        }
+        if (conn.shed) this.shedding--;
         this.checkEmpty();
       });
     });
@@ -54,8 +71,38 @@ export class ConnectionTracker {
   begin(res: CorralResponse): void {
     this.inflight.add(res);
     const conn = (res.req.socket as TrackedSocket)[kConn];
-    if (conn) conn.busy++;
+    if (conn) {
+      conn.busy++;
+      if (++conn.requests === 2) {
+        this.kept++;
+        this.keptChanged = true;
+      }
+      if (this.shedBudget > 0 && conn.requests >= 2 && !conn.shed && !this.draining) {
+        // Over its share: this client reconnects, and the new connection goes to whichever
+        // worker accepts first.
+        conn.shed = true;
+        this.shedding++;
+        this.shedBudget--;
+        res.setHeader('Connection', 'close');
+      }
+    }
     if (this.draining) res.setHeader('Connection', 'close');
+  }
+
+  /** The kept-connection count when it changed since the last call, else undefined. */
+  keptIfChanged(): number | undefined {
+    if (!this.keptChanged) return undefined;
+    this.keptChanged = false;
+    return this.kept;
+  }
+
+  /**
+   * The master's verdict from one snapshot of every worker's count: a worker over its share
+   * (plus slack, so small differences are left alone) sheds its excess, never more than it has.
+   */
+  balance(fair: number, over: boolean): void {
+    const limit = Math.ceil(fair + Math.max(2, Math.ceil(0.1 * fair)));
+    this.shedBudget = over ? Math.max(0, this.kept - this.shedding - limit) : 0;
   }
 
   /** Its response is finished or aborted. */

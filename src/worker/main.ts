@@ -45,6 +45,7 @@ process.on('disconnect', () => void drain('master gone'));
 process.on('message', (msg: MasterMessage) => {
   if (msg.t === 'drain') void drain('master');
   else if (msg.t === 'stop') fastStop();
+  else if (msg.t === 'balance') tracker.balance(msg.fair, msg.over);
 });
 process.on('uncaughtException', (err) => {
   log.error({ err }, 'uncaught exception in the app; asking for a replacement');
@@ -102,6 +103,9 @@ async function boot(): Promise<void> {
   heartbeat = setInterval(beat, spec!.heartbeatMs);
   beat();
   send({ t: 'ready' });
+  reportConns();
+  connsTimer = setInterval(reportConns, CONNS_REPORT_MS);
+  connsTimer.unref();
   log.debug({ app: app.kind }, 'worker ready');
 }
 
@@ -128,6 +132,15 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
       resolve();
     });
   });
+}
+
+/** How often a changed count of kept connections is reported (for balancing). */
+const CONNS_REPORT_MS = 50;
+let connsTimer: NodeJS.Timeout | undefined;
+
+function reportConns(): void {
+  const kept = tracker.keptIfChanged();
+  if (kept !== undefined) send({ t: 'conns', kept });
 }
 
 function beat(): void {
@@ -158,6 +171,7 @@ function fastStop(): void {
 
 async function finish(code: number): Promise<void> {
   clearInterval(heartbeat);
+  clearInterval(connsTimer);
   try {
     await app?.close?.();
   } catch (err) {

@@ -122,6 +122,12 @@ export const SETTINGS = {
     default: 0,
     doc: 'Replace a worker whose resident memory (RSS) exceeds this size (e.g. 512M; 0 disables).',
   }),
+  keepAliveBalance: setting({
+    section: 'Workers',
+    type: boolean(),
+    default: true,
+    doc: 'Spread keep-alive connections evenly: a worker holding more than its share of reused connections closes some after their next response, and the clients reconnect (see bench/DISTRIBUTION.md). Off: connections stay where they were accepted.',
+  }),
   keepAliveTimeout: setting({
     section: 'HTTP',
     type: seconds(1),

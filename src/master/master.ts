@@ -109,7 +109,7 @@ export class Master {
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
-    if (this.phase === 'running' && this.current) {
+    if (this.phase === 'running' && this.current?.config.keepAliveBalance) {
       const id = this.current.id;
       this.balancer.run([...this.workers].filter((w) => w.gen === id && (w.state === 'ready' || w.state === 'retiring')), now);
     }

@@ -55,4 +55,25 @@ describe('keep-alive balance', () => {
     c.signal('SIGQUIT');
     assert.equal((await c.waitExit()).code, 0);
   });
+
+  test('with keep-alive-balance off, connections stay where they were accepted', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', '--keep-alive-balance', 'false', app('hello.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const burst = () => Promise.all(Array.from({ length: 8 }, () => get({ port, agent })));
+    const [first] = await c.workerPids();
+    await burst();
+    c.signal('SIGTTIN');
+    const until = Date.now() + 10_000;
+    while ((await c.workerPids()).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const pids = new Set<number>();
+    const end = Date.now() + 1500;
+    while (Date.now() < end) for (const r of await burst()) pids.add((JSON.parse(r.body) as { pid: number }).pid);
+    agent.destroy();
+    assert.deepEqual([...pids], [first], 'every kept connection is still served by the first worker');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
 });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { CLI, ROOT } from './paths.js';
+import { CLI, ROOT, app } from './paths.js';
+import { freePort } from './ports.js';
 
 export interface Exit {
   code: number | null;
@@ -132,4 +133,16 @@ export async function runCli(args: string[], opts: StartOptions & { timeoutMs?: 
   } finally {
     c.kill();
   }
+}
+
+/**
+ * Starts the hello fixture on a free loopback port with `workers` workers (access log off),
+ * waits until it is ready, and registers it for teardown in `started`.
+ */
+export async function serveHello(started: Corral[], workers: number, extra: string[] = []): Promise<{ c: Corral; port: number }> {
+  const port = await freePort();
+  const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', String(workers), '--access-log', 'off', ...extra, app('hello.mjs')]);
+  started.push(c);
+  await c.waitReady();
+  return { c, port };
 }

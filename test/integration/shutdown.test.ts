@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { Corral } from '../helpers/corral.js';
+import { Corral, serveHello } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { app } from '../helpers/paths.js';
 
 const started: Corral[] = [];
 after(() => started.forEach((c) => c.kill()));
 
-async function serving(workers: number, extra: string[] = []): Promise<{ c: Corral; port: number }> {
-  const port = await freePort();
-  const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', String(workers), '--access-log', 'off', ...extra, app('hello.mjs')]);
-  started.push(c);
-  await c.waitReady();
-  return { c, port };
-}
+const serving = (workers: number, extra: string[] = []) => serveHello(started, workers, extra);
 
 const alive = (pid: number) => {
   try {

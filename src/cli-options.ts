@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { SETTINGS, SETTING_NAMES, envName, kebab, settingOf, type SettingName } from './config/settings.js';
+import { SETTING_NAMES, envName, kebab, settingOf, type SettingName } from './config/settings.js';
 
 /** Settings that are not flags (the app is the positional argument). */
 const NOT_FLAGS = new Set<SettingName>(['app']);
@@ -33,4 +33,3 @@ export function cliLayer(opts: Record<string, unknown>, app: string | undefined)
   return out;
 }
 
-export { SETTINGS };

@@ -58,7 +58,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   const notifier = new Notifier(process.env);
   const logs = await openLogs(resolution, cwd);
   const log = createLogger({ level: cfg.logLevel, base: { pid: process.pid, role: 'master' } }, { write: (line: string) => logs.errorLog.line(line) });
-  const { listeners } = await acquireListeners(cfg.bind.map(parseBind), { unixSocketMode: cfg.unixSocketMode });
+  const listeners = await acquireListeners(cfg.bind.map(parseBind), { unixSocketMode: cfg.unixSocketMode });
   const control = await ControlServer.listen(controlSocketPath(process.pid)).catch((err: Error) => {
     log.warn(`control socket unavailable (${err.message}); \`corral reload --wait\` will not work`);
     return undefined;

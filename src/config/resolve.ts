@@ -71,7 +71,6 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolution> {
 interface Picked {
   raw: unknown;
   source: Source;
-  /** A mapping to apply to the raw value (env aliases such as PORT). */
 }
 
 function pick(

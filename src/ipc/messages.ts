@@ -16,7 +16,6 @@ export interface WorkerSpec {
   heartbeatMs: number;
   /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
   maxRequests: number;
-  gracefulTimeoutMs: number;
   logLevel: string;
   logs: {
     /** The access channel to the master (absent when the access log is off). */
@@ -39,7 +38,7 @@ export interface BusyWith {
 
 export type WorkerMessage =
   | { t: 'ready' }
-  | { t: 'hb'; rss: number; served: number; inflight: number; busy?: BusyWith }
+  | { t: 'hb'; rss: number; inflight: number; busy?: BusyWith }
   | { t: 'retire'; reason: string }
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }

@@ -41,7 +41,7 @@ const held: RawHandle[] = [];
  * The master's listeners: the sockets systemd passed (LISTEN_FDS), or else its own binds.
  * LISTEN_* are removed from the environment either way.
  */
-export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode: number }): Promise<{ listeners: Listener[]; fromSystemd: boolean }> {
+export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode: number }): Promise<Listener[]> {
   const passed = parseListenFds(process.env, process.pid);
   clearListenEnv(process.env);
   if (passed.length > 0) {
@@ -49,7 +49,7 @@ export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode
       assertSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
       return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {} };
     });
-    return { listeners, fromSystemd: true };
+    return listeners;
   }
   const listeners: Listener[] = [];
   try {
@@ -58,7 +58,7 @@ export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode
     for (const l of listeners) l.cleanup();
     throw err;
   }
-  return { listeners, fromSystemd: false };
+  return listeners;
 }
 
 function assertSocket(fd: number, what: string): void {

@@ -49,7 +49,6 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     },
     heartbeatMs: heartbeatMs(c.timeout),
     maxRequests: requestLimit(c),
-    gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),
     logLevel: c.logLevel,
     logs: {
       accessFd: ctx.access ? 4 + ctx.listeners.length : undefined,

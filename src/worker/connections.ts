@@ -123,10 +123,6 @@ export class ConnectionTracker {
     return this.inflight.size;
   }
 
-  get connectionCount(): number {
-    return this.sockets.size;
-  }
-
   /** The oldest request still being served. */
   oldest(): BusyWith | undefined {
     for (const res of this.inflight) return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };

@@ -144,7 +144,7 @@ function reportConns(): void {
 }
 
 function beat(): void {
-  send({ t: 'hb', rss: process.memoryUsage.rss(), served: 0, inflight: tracker.inflightCount, busy: tracker.oldest() });
+  send({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, busy: tracker.oldest() });
 }
 
 async function drain(why: string): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { createServer, ServerResponse, type Server } from 'node:http';
 import { Server as NetServer } from 'node:net';
-import { createLogger } from '../logging/logger.js';
+import { lazyLogger } from '../logging/lazy-logger.js';
 import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
 import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
@@ -20,7 +20,8 @@ if (!spec) {
 delete process.env.CORRAL_WORKER;
 
 const workerName = `${spec.gen}.${spec.slot}`;
-const log = createLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: workerName } }, spec.logs.errorFd);
+// pino is loaded only if the worker has something to log: it serves sooner without it.
+const log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: workerName } }, spec.logs.errorFd);
 const tracker = new ConnectionTracker();
 const servers: Server[] = [];
 let app: LoadedApp | undefined;

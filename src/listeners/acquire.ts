@@ -1,4 +1,3 @@
-import { lookup } from 'node:dns/promises';
 import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -101,6 +100,8 @@ async function bindOne(b: BindSpec, opts: { unixSocketMode: number }): Promise<L
 
 async function resolveHost(host: string, text: string): Promise<string> {
   try {
+    // Loaded only here: most binds are IP literals, and the module costs a few ms of start-up.
+    const { lookup } = await import('node:dns/promises');
     return (await lookup(host)).address;
   } catch (err) {
     throw new CorralError('E_BIND_FAILED', `cannot bind ${text}: host ${host} does not resolve (${(err as NodeJS.ErrnoException).code})`);

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sets a V8 flag before anything else loads (see the module).
+import './startup-tiering.js';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { addSettingOptions, cliLayer } from './cli-options.js';

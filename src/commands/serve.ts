@@ -13,6 +13,7 @@ import { isJournalStream } from '../logging/syslog.js';
 import { Master } from '../master/master.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
 import type { MasterLogs } from '../master/worker-logs.js';
+import { enableOptimizer } from '../startup-tiering.js';
 
 export function requireApp(r: Resolution): void {
   if (!r.config.app) {
@@ -78,6 +79,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     control,
     baseEnv,
     cwd,
+    onServing: enableOptimizer,
     reloadConfig: async () => {
       const next = await resolveConfig({ cli, env: realEnv, cwd });
       requireApp(next);

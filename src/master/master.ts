@@ -39,6 +39,8 @@ export interface MasterDeps {
   /** The real environment at start, without what only the master may see. */
   baseEnv: NodeJS.ProcessEnv;
   cwd: string;
+  /** Called once, when the first generation serves (the start-up is over). */
+  onServing?(): void;
 }
 
 type Phase = 'starting' | 'running' | 'stopping';
@@ -243,6 +245,7 @@ export class Master {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);
       this.d.notifier.ready(this.status());
+      this.d.onServing?.();
       if (this.reloadQueued) {
         this.reloadQueued = false;
         this.startReload();

@@ -54,6 +54,21 @@ export function rssBytes(pid) {
   }
 }
 
+// Private memory in bytes (Private_Clean + Private_Dirty of smaps_rollup): the
+// pages only this process maps. RSS also counts the node binary's pages that
+// are shared with every other node process, so it overstates what one more
+// process costs; null if the process is gone or the kernel lacks the file.
+export function privateBytes(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    let kb = 0;
+    for (const m of text.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+)\s+kB/gm)) kb += Number(m[1]);
+    return kb * 1024;
+  } catch {
+    return null;
+  }
+}
+
 function allStats() {
   const out = [];
   for (const name of fs.readdirSync('/proc')) {

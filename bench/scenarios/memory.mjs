@@ -4,21 +4,24 @@
 // months, and it never runs the app.
 import { CONTENDERS, startContender } from '../lib/contenders.mjs';
 import { runWrk } from '../lib/wrk.mjs';
-import { rssBytes, sleep } from '../lib/proc.mjs';
+import { privateBytes, rssBytes, sleep } from '../lib/proc.mjs';
 import { pick, checkWrk, metric, target, ratioOf } from '../lib/scenario.mjs';
 import { wrkOptions } from '../lib/throughput.mjs';
 import { median } from '../lib/stats.mjs';
 
-export const description = 'RSS idle after start, then after N keep-alive requests (1 s settle each time).';
+export const description = 'RSS idle after start, then after N keep-alive requests (1 s settle each time); '
+  + 'private memory = Private_Clean + Private_Dirty of /proc/PID/smaps_rollup (RSS also counts shared pages of the node binary).';
 
 const MiB = 2 ** 20;
 const MAX_CHUNKS = 30;
 
 function rssSnapshot(c) {
   const master = c.masterPid();
+  const priv = master ? privateBytes(master) : null;
   const workers = c.workerPids().map(rssBytes).filter(Number.isFinite);
   return {
     masterMiB: master ? rssBytes(master) / MiB : null,
+    masterPrivateMiB: priv === null ? null : priv / MiB,
     workerMiB: workers.length ? median(workers) / MiB : null,
   };
 }
@@ -76,6 +79,7 @@ export default async function memory(ctx) {
   const opt = { unit: 'MiB', higherIsBetter: false };
   const mIdle = metric('master RSS, idle', masters, { ...opt, get: (s) => s.idle.masterMiB });
   const mAfter = metric(`master RSS after ${ctx.requests} requests`, masters, { ...opt, get: (s) => s.after.masterMiB });
+  const mPrivate = metric(`master private memory after ${ctx.requests} requests`, masters, { ...opt, get: (s) => s.after.masterPrivateMiB ?? null });
   const mGrowth = metric('master RSS growth (after - idle)', masters, { ...opt, get: (s) => s.growth });
   const wIdle = metric('worker RSS, idle (median of workers)', samples, { ...opt, get: (s) => s.idle.workerMiB });
   const wAfter = metric(`worker RSS after ${ctx.requests} requests (median of workers)`, samples, { ...opt, get: (s) => s.after.workerMiB });
@@ -83,7 +87,7 @@ export default async function memory(ctx) {
   return {
     raw: samples,
     params: { ...wrkOptions(ctx), requests: ctx.requests, runs: ctx.runs, workers: ctx.workers },
-    metrics: [mIdle, mAfter, mGrowth, wIdle, wAfter],
+    metrics: [mIdle, mAfter, mPrivate, mGrowth, wIdle, wAfter],
     targets: [
       target(`master RSS after ${ctx.requests} requests corral/cluster-rr primary`, ratioOf(mAfter, 'cluster-rr'), '<=', 1.0, 'x'),
       target(`master RSS growth over ${ctx.requests} requests, corral, worst run`, growth ? growth.max : null, '<=', 5, ' MiB'),

@@ -13,8 +13,10 @@ import { cleanupAll } from './lib/cleanup.mjs';
 export const SCENARIOS = ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging'];
 
 const USAGE = `usage: node bench/run.mjs <scenario|all> [options]
+       node bench/run.mjs report [--out DIR]
 
 scenarios: ${SCENARIOS.join(', ')}
+report: rebuild RESULTS.md from the stored results (and bench/MISSES.md), running nothing
 
 options:
   --runs N           repetitions per contender (default 5; smoke 1)
@@ -45,6 +47,7 @@ function parse(argv) {
   });
   if (values.help || positionals.length !== 1) return { help: true };
   const name = positionals[0];
+  if (name === 'report') return { reportOnly: true, out: values.out };
   if (name !== 'all' && !SCENARIOS.includes(name)) throw new Error(`unknown scenario '${name}'\n\n${USAGE}`);
   const num = (v, dflt, what) => {
     if (v === undefined) return dflt;
@@ -121,6 +124,13 @@ async function main() {
   }
   if (opts.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (opts.reportOnly) {
+    const outDir = opts.out ? path.resolve(opts.out) : path.join(BENCH_DIR, 'results');
+    const mdPath = opts.out ? path.join(outDir, 'RESULTS.md') : path.join(BENCH_DIR, 'RESULTS.md');
+    writeMarkdown(outDir, mdPath);
+    console.log(`[bench] report: ${mdPath}`);
     return 0;
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));

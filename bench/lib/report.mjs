@@ -7,6 +7,7 @@ import path from 'node:path';
 import { wrkVersion } from './wrk.mjs';
 import { nginxVersion } from './nginx.mjs';
 import { round } from './stats.mjs';
+import { missesSection } from './misses.mjs';
 
 export async function machineInfo() {
   const cpus = os.cpus();
@@ -98,6 +99,10 @@ function scenarioSection(r) {
   return out.join('\n');
 }
 
+function withBlank(lines) {
+  return lines.length ? [...lines, ''] : [];
+}
+
 export function renderMarkdown(results) {
   const targets = results.flatMap((r) => r.targets.map((t) => `${targetLine(t)}  [${r.scenario}]`));
   return [
@@ -114,6 +119,7 @@ export function renderMarkdown(results) {
     ...(targets.length ? targets : ['(no results yet)']),
     '```',
     '',
+    ...withBlank(missesSection(results)),
     ...results.map(scenarioSection).join('\n\n').split('\n'),
     '',
   ].join('\n');

@@ -36,6 +36,32 @@ describe('access log formats', () => {
     assert.doesNotMatch(line, /SECRET/);
   });
 
+  test('json text is exactly what JSON.stringify gives, for awkward values too', () => {
+    const awkward = ['', 'plain', 'quote " and \\ backslash', 'tab\tnl\ncr\r\x00\x1f\x7f', 'caf\u00e9 \u{1f600}', 'lone \ud800 surrogate', '\u2028\u2029'];
+    const json = compileAccessFormat('json');
+    for (const v of awkward) {
+      for (const over of [
+        { url: v, method: v, requestId: v, worker: v },
+        { remoteAddr: v || undefined, reqHeaders: { 'user-agent': v, referer: [v, v], 'x-forwarded-for': v } },
+        { remoteAddr: undefined, reqHeaders: {}, durationMs: Number.NaN, bytes: 0, status: 499 },
+      ] as Array<Partial<AccessRecord>>) {
+        const r = rec(over);
+        const header = (n: string) => {
+          const h = r.reqHeaders[n];
+          return Array.isArray(h) ? h.join(', ') : h;
+        };
+        const expected = JSON.stringify({
+          time: r.time.toISOString(), remote_addr: r.remoteAddr, forwarded_for: header('x-forwarded-for'), method: r.method, url: r.url,
+          protocol: `HTTP/${r.httpVersion}`, status: r.status, bytes: r.bytes, duration_ms: Math.round(r.durationMs * 1000) / 1000,
+          user_agent: header('user-agent'), referer: header('referer'), request_id: r.requestId, pid: r.pid, worker: r.worker,
+        });
+        assert.equal(json(r), expected);
+      }
+    }
+    // The time is cached per millisecond, never reused across milliseconds.
+    assert.match(json(rec({ time: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 679)) })), /"time":"2026-01-02T03:04:05\.679Z"/);
+  });
+
   test('common and combined, with nginx-style escaping', () => {
     assert.equal(compileAccessFormat('common')(rec()), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a?b=\\x22c\\x22 HTTP/1.1" 200 1234');
     assert.equal(compileAccessFormat('combined')(rec({ bytes: 0 })), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a?b=\\x22c\\x22 HTTP/1.1" 200 - "https://r/" "curl/8"');

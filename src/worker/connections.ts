@@ -114,7 +114,10 @@ export class ConnectionTracker {
       conn.busy--;
       conn.served++;
       conn.idleSince = performance.now();
-      if (this.draining && conn.busy === 0) socket.end();
+      // While draining, a connection is not ended here: a response that told the client
+      // "Connection: close" has Node close the socket, and one that went out as keep-alive
+      // (it had begun before the drain) may be followed by the client's next request at any
+      // moment; closeIdle() ends it once it has stayed idle.
     }
     this.checkEmpty();
   }

@@ -9,7 +9,7 @@ import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } 
 import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
-import { requestLogger } from './access-log.js';
+import { AccessBatch, requestLogger } from './access-log.js';
 import { CorralResponse } from './response.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
@@ -23,6 +23,7 @@ const workerName = `${spec.gen}.${spec.slot}`;
 // pino is loaded only if the worker has something to log: it serves sooner without it.
 const log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: workerName } }, spec.logs.errorFd);
 const tracker = new ConnectionTracker();
+const accessBatch = spec.logs.accessFd === undefined ? undefined : new AccessBatch(spec.logs.accessFd);
 const servers: Server[] = [];
 let app: LoadedApp | undefined;
 let stopping: 'drain' | 'fast' | undefined;
@@ -85,13 +86,12 @@ async function boot(): Promise<void> {
       if (spec!.maxRequests > 0 && served >= spec!.maxRequests) retire('max-requests');
     },
     logged: requestLogger({
-      accessFd: spec!.logs.accessFd,
       format: spec!.logs.accessFormat,
       prefix: spec!.logs.accessPrefix,
       slowMs: spec!.logs.slowMs,
       worker: workerName,
       log,
-    }),
+    }, accessBatch),
   });
   try {
     await Promise.all(spec!.listeners.map((l) => listen(l.fd, handler)));
@@ -124,6 +124,7 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
   }, handler);
   server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
   tracker.attach(server);
+  accessBatch?.attach(server);
   servers.push(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -57,7 +57,8 @@ export class Sink {
       this.dropped += countLines(lines);
       return true;
     }
-    return this.stream.write(lines);
+    // A synchronous write that fails drops the stream inside write(): nothing to wait for then.
+    return this.stream.write(lines) || this.stream === undefined;
   }
 
   onDrain(cb: () => void): void {

@@ -7,6 +7,7 @@ import { Contender, CORRAL_CLI, HELLO_APP, launchContender } from '../lib/conten
 import { freePort } from '../lib/ports.mjs';
 import { alternate, checkWrk, metric, target, warmUp } from '../lib/scenario.mjs';
 import { runWrk } from '../lib/wrk.mjs';
+import { pairedRatio, round } from '../lib/stats.mjs';
 
 export const description = 'Keep-alive throughput with the access log in a file vs off (same server, same run).';
 
@@ -52,24 +53,15 @@ export default async function logging(ctx) {
     const lines = withLog.lines();
     if (lines < served) ctx.fail(`access log has ${lines} lines for ${served} requests`);
     const rps = metric('keep-alive req/s by access log', samples, { unit: 'req/s', get: (r) => r.rps });
-    const ratio = pairedRatioOf(samples);
+    const rpsOf = (runs) => runs.map((r) => (r ? r.rps : null));
+    const { median: ratio } = pairedRatio(rpsOf(samples['corral log file']), rpsOf(samples['corral log off']));
     return {
       raw: samples,
       params: { ...wrk, durationS: ctx.durationS, runs: ctx.runs, workers: ctx.workers, linesWritten: lines },
       metrics: [rps],
-      targets: [target('access log in a file, throughput kept (log file / log off)', ratio, '>=', 0.9, 'x')],
+      targets: [target('access log in a file, throughput kept (log file / log off)', round(ratio, 3), '>=', 0.9, 'x')],
     };
   } finally {
     for (const c of running.values()) await c.stop().catch((err) => ctx.fail(`${c.name} failed to stop: ${err.message}`));
   }
-}
-
-// Median of the per-repetition ratios file/off.
-function pairedRatioOf(samples) {
-  const on = samples['corral log file'];
-  const off = samples['corral log off'];
-  const ratios = on.map((r, i) => (r && off[i] ? r.rps / off[i].rps : null)).filter((x) => x !== null).sort((a, b) => a - b);
-  if (ratios.length === 0) return null;
-  const mid = Math.floor(ratios.length / 2);
-  return Math.round((ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2) * 1000) / 1000;
 }

@@ -19,13 +19,19 @@ function appDir(version: string): { dir: string; file: string } {
   return { dir, file: join(dir, 'app.mjs') };
 }
 
+/** Two workers serving the versioned app (version `version`) from a temp dir. */
+async function serveVersioned(version: string): Promise<{ dir: string; file: string; port: number; c: Corral }> {
+  const { dir, file } = appDir(version);
+  const port = await freePort();
+  const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', file]);
+  started.push(c);
+  await c.waitReady();
+  return { dir, file, port, c };
+}
+
 describe('reload (HUP)', () => {
   test('HUP under load: zero failed requests over keep-alive and new connections; new code serves after', async () => {
-    const { dir, file } = appDir('v1');
-    const port = await freePort();
-    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', file]);
-    started.push(c);
-    await c.waitReady();
+    const { dir, port, c } = await serveVersioned('v1');
     const keepAlive = load({ port, total: 4000, concurrency: 16, keepAlive: true, maxMs: 60_000 });
     const churn = load({ port, total: 2000, concurrency: 8, keepAlive: false, maxMs: 60_000 });
     // three reloads while the load runs; the last one brings v2
@@ -45,11 +51,7 @@ describe('reload (HUP)', () => {
   });
 
   test('HUP with a broken app: old workers keep serving, the reload is reported failed', async () => {
-    const { dir, file } = appDir('v1');
-    const port = await freePort();
-    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', file]);
-    started.push(c);
-    await c.waitReady();
+    const { dir, file, port, c } = await serveVersioned('v1');
     const before = await c.workerPids();
     writeFileSync(file, 'export default syntax error here');
     const r = await runCli(['reload', '--wait', String(c.pid)]);

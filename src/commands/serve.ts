@@ -31,6 +31,8 @@ async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
   const syslog = (t: Target) => t.kind === 'std' && (cfg.logSyslogPrefix === 'on' || (cfg.logSyslogPrefix === 'auto' && isJournalStream(t.fd)));
   const errorTarget = targets.error as Exclude<Target, { kind: 'off' }>;
   const errorSink = await Sink.open('error log', errorTarget, { rotation, errorIntervalMs, sync: true });
+  // A file takes synchronous writes quickly (no thread-pool round trip per chunk); stdout
+  // and stderr stay asynchronous, as a pipe to journald can be slow.
   const access = targets.access.kind === 'off' ? undefined : await Sink.open('access log', targets.access, { rotation, errorIntervalMs, sync: targets.access.kind === 'file' });
   const pretty = cfg.logFormat === 'pretty' || (cfg.logFormat === 'auto' && errorTarget.kind === 'std' && process.stderr.isTTY === true);
   return {

@@ -13,6 +13,8 @@ interface ConnState {
   requests: number;
   /** Told to close after its current response, to rebalance. */
   shed: boolean;
+  /** When a drain sent our FIN; a peer that has not closed its end soon after is cut. */
+  finAt: number;
 }
 const kConn = Symbol('corral.conn');
 type TrackedSocket = Socket & { [kConn]?: ConnState };
@@ -28,6 +30,12 @@ const DRAIN_IDLE_MS = 1000;
  * it. Only a connection silent this long (a pre-connect that was never used) is closed.
  */
 const DRAIN_FRESH_MS = 2000;
+/**
+ * How long a peer may take to close its end after our FIN. http.Server sockets are half-open
+ * (allowHalfOpen), so a client that never closes would otherwise keep the connection, and
+ * with it the drain, open until the graceful timeout: one silent client must not hold a stop.
+ */
+const DRAIN_FIN_MS = 1000;
 const DRAIN_POLL_MS = 50;
 
 /**
@@ -52,7 +60,7 @@ export class ConnectionTracker {
 
   attach(server: Server): void {
     server.on('connection', (socket: TrackedSocket) => {
-      const conn: ConnState = { busy: 0, served: 0, idleSince: performance.now(), requests: 0, shed: false };
+      const conn: ConnState = { busy: 0, served: 0, idleSince: performance.now(), requests: 0, shed: false, finAt: 0 };
       socket[kConn] = conn;
       this.sockets.add(socket);
       socket.once('close', () => {
@@ -153,7 +161,13 @@ export class ConnectionTracker {
     const now = performance.now();
     for (const socket of this.sockets) {
       const conn = socket[kConn];
-      if (conn && conn.busy === 0 && now - conn.idleSince >= (conn.served > 0 ? DRAIN_IDLE_MS : DRAIN_FRESH_MS)) socket.end();
+      if (!conn || conn.busy > 0) continue;
+      if (conn.finAt > 0) {
+        if (now - conn.finAt >= DRAIN_FIN_MS) socket.destroy();
+      } else if (now - conn.idleSince >= (conn.served > 0 ? DRAIN_IDLE_MS : DRAIN_FRESH_MS)) {
+        conn.finAt = now;
+        socket.end();
+      }
     }
   }
 

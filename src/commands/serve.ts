@@ -12,7 +12,8 @@ import { Sink } from '../logging/sink.js';
 import { isJournalStream } from '../logging/syslog.js';
 import { Master } from '../master/master.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
-import type { MasterLogs } from '../master/worker-logs.js';
+import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
+import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
 
 export function requireApp(r: Resolution): void {
@@ -31,9 +32,9 @@ async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
   const syslog = (t: Target) => t.kind === 'std' && (cfg.logSyslogPrefix === 'on' || (cfg.logSyslogPrefix === 'auto' && isJournalStream(t.fd)));
   const errorTarget = targets.error as Exclude<Target, { kind: 'off' }>;
   const errorSink = await Sink.open('error log', errorTarget, { rotation, errorIntervalMs, sync: true });
-  // A file takes synchronous writes quickly (no thread-pool round trip per chunk); stdout
-  // and stderr stay asynchronous, as a pipe to journald can be slow.
-  const access = targets.access.kind === 'off' ? undefined : await Sink.open('access log', targets.access, { rotation, errorIntervalMs, sync: targets.access.kind === 'file' });
+  // Workers write access lines themselves; the master only says where.
+  const t = targets.access;
+  const access: AccessPlan | undefined = t.kind === 'off' ? undefined : t.kind === 'file' ? { kind: 'file', files: new AccessFiles(t.path, rotation) } : { kind: 'stream', fd: t.fd };
   const pretty = cfg.logFormat === 'pretty' || (cfg.logFormat === 'auto' && errorTarget.kind === 'std' && process.stderr.isTTY === true);
   return {
     errorLog: new ErrorLog(errorSink, { pretty, syslogPrefix: syslog(errorTarget) }),

@@ -14,12 +14,16 @@ export interface WorkerSpec {
     maxHeaderSize: number;
   };
   heartbeatMs: number;
+  /** How long a drain may take once the master is gone (it cannot enforce it then). */
+  gracefulTimeoutMs: number;
   /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
   maxRequests: number;
   logLevel: string;
   logs: {
-    /** The access channel to the master (absent when the access log is off). */
-    accessFd: number | undefined;
+    /** Where this worker writes its access lines itself (absent when the access log is off). */
+    access: AccessDestination | undefined;
+    /** How often a failing access log is reported and reopened (ms). */
+    writeErrorIntervalMs: number;
     /** The error-log channel to the master. */
     errorFd: number;
     accessFormat: string;
@@ -28,6 +32,13 @@ export interface WorkerSpec {
     slowMs: number;
   };
 }
+
+/**
+ * An access-log destination as a worker sees it: a file it opens itself with O_APPEND (the
+ * path the master chose: built-in rotation numbers it), or a stream the master inherited
+ * (journald, a pipe, a terminal), passed as a descriptor.
+ */
+export type AccessDestination = { kind: 'file'; path: string } | { kind: 'stream'; fd: number };
 
 /** The request a worker is busy with, for the log line when it is killed for silence. */
 export interface BusyWith {
@@ -47,6 +58,8 @@ export type WorkerMessage =
 export type MasterMessage =
   | { t: 'drain' }
   | { t: 'stop' }
+  /** Reopen the access log: by the same name (USR1, logrotate), or at `path` (built-in rotation). */
+  | { t: 'reopen'; path?: string }
   /** The fair share of kept connections, and whether this worker holds more than its share. */
   | { t: 'balance'; fair: number; over: boolean };
 

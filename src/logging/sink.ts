@@ -2,17 +2,12 @@ import { createRequire } from 'node:module';
 import { writeSync } from 'node:fs';
 import pino from 'pino';
 import type { Target } from './destinations.js';
+import type { Rotation } from './access-files.js';
 
 const require = createRequire(import.meta.url);
 
 /** pino's own file/fd writer (sonic-boom), also what pino-roll returns. */
 type SonicBoom = ReturnType<typeof pino.destination>;
-
-export interface Rotation {
-  size: number;
-  interval: 'off' | 'hourly' | 'daily';
-  keep: number;
-}
 
 /**
  * The one writer of one log destination. Takes whole lines only (callers never split a
@@ -41,10 +36,6 @@ export class Sink {
     const sink = new Sink(name, target, opts.rotation, opts.errorIntervalMs, opts.sync);
     await sink.openStream();
     return sink;
-  }
-
-  get isFile(): boolean {
-    return this.target.kind === 'file';
   }
 
   get path(): string {

@@ -6,7 +6,7 @@ import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from './notify.js';
-import { spawnWorker } from './spawn.js';
+import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -111,6 +111,7 @@ export class Master {
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
+    this.rotateAccess(now);
     if (this.phase === 'running' && this.current?.config.keepAliveBalance) {
       const id = this.current.id;
       this.balancer.run([...this.workers].filter((w) => w.gen === id && (w.state === 'ready' || w.state === 'retiring')), now);
@@ -160,11 +161,28 @@ export class Master {
     this.goFast(now, 'SIGINT');
   }
 
-  /** Only the master holds log files (workers write through it), so only it reopens. */
+  /** The master reopens its error log and tells every worker to reopen the access log. */
   private handleUsr1(): void {
-    this.d.logs.access?.reopen();
     this.d.logs.errorLog.sink.reopen();
+    if (this.d.logs.access?.kind === 'file') for (const w of this.workers) w.send({ t: 'reopen' });
     this.d.log.info('USR1: log files reopened');
+  }
+
+  /** Built-in rotation of the access log: the master decides, every worker reopens. */
+  private rotateAccess(now: number): void {
+    const plan = this.d.logs.access;
+    if (plan?.kind !== 'file') return;
+    const path = plan.files.due(Date.now(), now);
+    if (path === undefined) return;
+    for (const w of this.workers) w.send({ t: 'reopen', path });
+    this.d.log.debug(`access log rotated: workers now write ${path}`);
+  }
+
+  private accessFor(): SpawnContext['access'] {
+    const plan = this.d.logs.access;
+    if (!plan) return undefined;
+    const dest = plan.kind === 'file' ? { kind: 'file' as const, path: plan.files.current } : { kind: 'stream' as const, masterFd: plan.fd };
+    return { dest, prefix: this.d.logs.accessPrefix };
   }
 
   private handleTtin(): void {
@@ -286,7 +304,7 @@ export class Master {
     const w = spawnWorker({
       config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd, now,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
-      access: this.d.logs.access ? { prefix: this.d.logs.accessPrefix } : undefined,
+      access: this.accessFor(),
     });
     this.workers.add(w);
     attachWorkerLogs(w, this.d.logs, this.d.listeners.length);
@@ -485,6 +503,6 @@ export class Master {
     for (const l of this.d.listeners) l.cleanup();
     if (!this.failure) this.d.log.info('all workers stopped; exiting');
     // Flush the log writers before the process may exit.
-    void Promise.all([this.d.logs.access?.close(), this.d.logs.errorLog.sink.close()]).then(() => this.done?.(this.failure));
+    void this.d.logs.errorLog.sink.close().then(() => this.done?.(this.failure));
   }
 }

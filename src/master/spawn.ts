@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/settings.js';
-import type { WorkerSpec } from '../ipc/messages.js';
+import { workerFds } from '../ipc/fds.js';
+import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import { WorkerHandle } from './worker-handle.js';
 
@@ -9,8 +10,11 @@ const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url)
 
 export interface SpawnContext {
   config: ResolvedConfig;
-  /** Access lines go to the master (undefined: access log off). */
-  access: { prefix: string } | undefined;
+  /**
+   * Where the worker writes access lines (undefined: access log off): a file by name, or a
+   * descriptor of the master's (its stdout), passed down as the access stream.
+   */
+  access: { dest: { kind: 'file'; path: string } | { kind: 'stream'; masterFd: number }; prefix: string } | undefined;
   gen: number;
   slot: number;
   listeners: Listener[];
@@ -34,12 +38,15 @@ export function requestLimit(cfg: ResolvedConfig, random = Math.random): number 
 
 export function workerSpec(ctx: SpawnContext): WorkerSpec {
   const c = ctx.config;
+  const fds = workerFds(ctx.listeners.length);
+  const d = ctx.access?.dest;
+  const access: AccessDestination | undefined = d && (d.kind === 'file' ? { kind: 'file', path: d.path } : { kind: 'stream', fd: fds.accessStream });
   return {
     gen: ctx.gen,
     slot: ctx.slot,
     app: c.app!,
     cwd: ctx.cwd,
-    listeners: ctx.listeners.map((l, i) => ({ fd: 3 + i, label: l.label })),
+    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label })),
     backlog: c.backlog,
     http: {
       keepAliveTimeoutMs: Math.round(c.keepAliveTimeout * 1000),
@@ -48,11 +55,13 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
       maxHeaderSize: c.maxHeaderSize,
     },
     heartbeatMs: heartbeatMs(c.timeout),
+    gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),
     maxRequests: requestLimit(c),
     logLevel: c.logLevel,
     logs: {
-      accessFd: ctx.access ? 4 + ctx.listeners.length : undefined,
-      errorFd: 5 + ctx.listeners.length,
+      access,
+      writeErrorIntervalMs: Math.round(c.logWriteErrorInterval * 1000),
+      errorFd: fds.errorLog,
       accessFormat: c.accessLogFormat,
       accessPrefix: ctx.access?.prefix ?? '',
       slowMs: Math.round(c.slowRequestThreshold * 1000),
@@ -61,16 +70,18 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
 }
 
 /**
- * Starts a worker process: stdout/stderr (piped to the master when captured), the
- * listeners as fds 3.., then the IPC channel, the access channel and the error channel.
+ * Starts a worker process with the descriptors of ipc/fds.ts: stdout/stderr (piped to the
+ * master when captured), the listeners, the IPC channel, the master's access stream (when
+ * access lines go to a stream) and the error-log channel.
  */
 export function spawnWorker(ctx: SpawnContext): WorkerHandle {
   const spec = workerSpec(ctx);
   const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
+  const stream = ctx.access?.dest.kind === 'stream' ? ctx.access.dest.masterFd : undefined;
   const child = spawn(process.execPath, [WORKER_ENTRY], {
     cwd: ctx.cwd,
     env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(spec) },
-    stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', ctx.access ? 'pipe' : 'ignore', 'pipe'],
+    stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', stream ?? 'ignore', 'pipe'],
     serialization: 'json',
   });
   return new WorkerHandle(child, ctx.gen, ctx.slot, ctx.now);

@@ -1,35 +1,34 @@
 import type { Readable } from 'node:stream';
+import { workerFds } from '../ipc/fds.js';
+import type { AccessFiles } from '../logging/access-files.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { eachLine, relayLines } from '../logging/relay.js';
-import type { Sink } from '../logging/sink.js';
 import type { WorkerHandle } from './worker-handle.js';
 
-/** The master's log writers, shared by every worker. */
+/**
+ * Where the access log goes, as the master decides it: workers write their own lines there.
+ * A file (the master chooses which, for rotation), or the stream the master inherited on
+ * stdout (journald under systemd), passed to every worker.
+ */
+export type AccessPlan = { kind: 'file'; files: AccessFiles } | { kind: 'stream'; fd: number };
+
+/** The master's log writers and decisions, shared by every worker. */
 export interface MasterLogs {
   errorLog: ErrorLog;
-  access: Sink | undefined;
+  access: AccessPlan | undefined;
   /** `<6>` when access lines go to journald. */
   accessPrefix: string;
 }
 
 /**
- * Connects a new worker's channels to the master's single writers: access lines are passed
- * on in whole-line chunks (with backpressure), error-log lines and captured stdout/stderr go
- * through the ErrorLog, attributed to the worker.
+ * Connects a new worker's channels to the master's error log: the worker's error-log lines
+ * and its captured stdout/stderr go through the ErrorLog, attributed to the worker. Access
+ * lines never pass here: each worker writes its own.
  */
 export function attachWorkerLogs(w: WorkerHandle, logs: MasterLogs, listenerCount: number): void {
   const stdio = w.child.stdio as Array<Readable | null>;
-  const accessStream = stdio[4 + listenerCount];
-  const errorStream = stdio[5 + listenerCount];
+  const errorStream = stdio[workerFds(listenerCount).errorLog];
   const name = `${w.gen}.${w.slot}`;
-  const access = logs.access;
-  if (access && accessStream) {
-    relayLines(accessStream, (lines, resume) => {
-      if (access.write(lines)) return true;
-      access.onDrain(resume);
-      return false;
-    });
-  }
   if (errorStream) {
     relayLines(errorStream, (lines) => {
       eachLine(lines, (line) => logs.errorLog.line(line));

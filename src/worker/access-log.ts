@@ -1,8 +1,8 @@
-import { writeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Socket } from 'node:net';
 import { compileAccessFormat, type AccessRecord } from '../logging/access-format.js';
 import type { Logger } from '../logging/logger.js';
+import type { AccessWriter } from './access-writer.js';
 import type { CorralResponse } from './response.js';
 
 export interface RequestLogOptions {
@@ -14,28 +14,21 @@ export interface RequestLogOptions {
   log: Logger;
 }
 
-/** Writes whole lines to a blocking descriptor; a full channel blocks (backpressure), never drops. */
-export function writeLinesSync(fd: number, lines: string): void {
-  // The string goes out without a Buffer of its own; a short write (a signal) finishes from one.
-  const written = writeSync(fd, lines);
-  const buf = written < Buffer.byteLength(lines) ? Buffer.from(lines) : undefined;
-  for (let off = written; buf && off < buf.length;) off += writeSync(fd, buf, off);
-}
-
 type WriteFn = (this: Socket, data: unknown, encoding: BufferEncoding, cb: (err?: Error | null) => void) => void;
 type WritevFn = (this: Socket, chunks: unknown, cb: (err?: Error | null) => void) => void;
 const socketWrite = (Socket.prototype as unknown as { _write: WriteFn })._write;
 const socketWritev = (Socket.prototype as unknown as { _writev: WritevFn })._writev;
 
 /**
- * The worker's access lines of one event-loop turn, written to the master in one write.
+ * The worker's access lines of one event-loop turn, written to the destination in one write
+ * (a file opened with O_APPEND: whole lines of several workers never interleave).
  *
  * The guarantee "a request's line is written before its response's bytes reach the client"
  * is kept by holding socket writes, not responses: while lines are pending, a connection's
  * write to the kernel is queued (from the stream's view it is merely in progress, so the
  * response and socket keep their usual states and events) and released right after the
  * lines are written, in the same turn. A worker killed at any moment has thus logged every
- * response a client received, and the master wakes once per turn instead of once per line.
+ * response a client received, and it makes one write(2) per turn instead of one per line.
  */
 export class AccessBatch {
   private pending = '';
@@ -43,7 +36,7 @@ export class AccessBatch {
   private scheduled = false;
   private readonly flushNow = () => this.flush();
 
-  constructor(private readonly fd: number) {}
+  constructor(private readonly writer: AccessWriter) {}
 
   add(line: string): void {
     this.pending += line;
@@ -75,13 +68,7 @@ export class AccessBatch {
     this.scheduled = false;
     const lines = this.pending;
     this.pending = '';
-    if (lines !== '') {
-      try {
-        writeLinesSync(this.fd, lines);
-      } catch {
-        // the master is gone (EPIPE): this worker is about to be stopped anyway
-      }
-    }
+    if (lines !== '') this.writer.write(lines);
     const held = this.held.splice(0);
     for (const release of held) release();
   }

@@ -11,6 +11,7 @@ import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
 import { AccessBatch, requestLogger } from './access-log.js';
 import { CorralResponse } from './response.js';
+import { AccessWriter } from './access-writer.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec) {
@@ -23,7 +24,8 @@ const workerName = `${spec.gen}.${spec.slot}`;
 // pino is loaded only if the worker has something to log: it serves sooner without it.
 const log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: workerName } }, spec.logs.errorFd);
 const tracker = new ConnectionTracker();
-const accessBatch = spec.logs.accessFd === undefined ? undefined : new AccessBatch(spec.logs.accessFd);
+const access = spec.logs.access && new AccessWriter(spec.logs.access, { errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m) => log.error(m) });
+const accessBatch = access && new AccessBatch(access);
 const servers: Server[] = [];
 let app: LoadedApp | undefined;
 let stopping: 'drain' | 'fast' | undefined;
@@ -43,11 +45,12 @@ process.on('SIGHUP', () => {});
 process.on('SIGUSR1', () => {});
 process.on('SIGTERM', () => void drain('SIGTERM'));
 process.on('SIGQUIT', () => void drain('SIGQUIT'));
-process.on('disconnect', () => void drain('master gone'));
+process.on('disconnect', masterGone);
 process.on('message', (msg: MasterMessage) => {
   if (msg.t === 'drain') void drain('master');
   else if (msg.t === 'stop') fastStop();
   else if (msg.t === 'balance') tracker.balance(msg.fair, msg.over);
+  else if (msg.t === 'reopen') reopenAccessLog(msg.path);
 });
 process.on('uncaughtException', (err) => {
   log.error({ err }, 'uncaught exception in the app; asking for a replacement');
@@ -56,6 +59,26 @@ process.on('uncaughtException', (err) => {
 process.on('unhandledRejection', (reason) => {
   log.error({ err: reason }, 'unhandled promise rejection in the app');
 });
+
+/**
+ * The master is gone (SIGKILL, the OOM killer): nobody supervises this worker any more, so it
+ * stops accepting, finishes what is in flight within graceful-timeout, and exits. Its access
+ * lines still reach the log: it writes them itself.
+ */
+function masterGone(): void {
+  setTimeout(() => {
+    log.warn(`the master is gone and requests are still in flight after graceful-timeout (${spec!.gracefulTimeoutMs / 1000} s); exiting`);
+    accessBatch?.flush();
+    process.exit(1);
+  }, spec!.gracefulTimeoutMs);
+  void drain('master gone');
+}
+
+/** Lines already batched go to the file they were meant for; the rest to the (re)opened one. */
+function reopenAccessLog(path: string | undefined): void {
+  accessBatch?.flush();
+  access?.reopen(path);
+}
 
 function retire(reason: string): void {
   if (retireAsked) return;
@@ -179,6 +202,8 @@ async function finish(code: number): Promise<void> {
   } catch (err) {
     log.error({ err }, 'app close hook failed');
   }
+  accessBatch?.flush();
+  access?.close();
   process.exit(code);
 }
 

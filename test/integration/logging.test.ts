@@ -150,7 +150,7 @@ describe('logs', () => {
     const r = await load({ port, total: 3000, concurrency: 4, keepAlive: true, maxMs: 20_000 });
     while (Date.now() - t0 < 2500) await get({ port });
     assert.equal(r.failed, 0, 'serving went on');
-    const reports = c.lines.filter((l) => /corral: cannot write access log/.test(l));
+    const reports = c.lines.filter((l) => /cannot write access log/.test(l));
     assert.ok(reports.length >= 1 && reports.length <= 5, `one report per second, not one per request: ${reports.length}`);
     assert.match(reports[0]!, /ENOSPC|no space/i);
     c.signal('SIGQUIT');

@@ -1,0 +1,27 @@
+/**
+ * The descriptors a worker is started with, declared once for the master (which builds the
+ * stdio array) and the worker (which reads the spec): stdin, stdout and stderr, then the
+ * listening sockets from fd 3 on, then the IPC channel, the access stream and the error-log
+ * channel.
+ */
+export interface WorkerFds {
+  /** The listeners, in the master's order. */
+  listeners: number[];
+  ipc: number;
+  /** The stream the master's own access destination is on (journald, a pipe), when it is one. */
+  accessStream: number;
+  /** The worker's error-log lines to the master. */
+  errorLog: number;
+}
+
+export const FIRST_LISTENER_FD = 3;
+
+export function workerFds(listenerCount: number): WorkerFds {
+  const after = FIRST_LISTENER_FD + listenerCount;
+  return {
+    listeners: Array.from({ length: listenerCount }, (_, i) => FIRST_LISTENER_FD + i),
+    ipc: after,
+    accessStream: after + 1,
+    errorLog: after + 2,
+  };
+}

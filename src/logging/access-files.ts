@@ -1,0 +1,120 @@
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+
+export interface Rotation {
+  /** Start a new file at this size in bytes (0: never by size). */
+  size: number;
+  interval: 'off' | 'hourly' | 'daily';
+  /** Rotated files kept besides the current one. */
+  keep: number;
+}
+
+/** The size of the current file is looked at no more often than this. */
+const SIZE_CHECK_MS = 200;
+
+/**
+ * The access log's files as the master decides them: the workers write, the master only
+ * says which file. Without built-in rotation that is the configured path, for ever (logrotate
+ * renames it and USR1 makes every writer reopen the name). With it, files are numbered like
+ * the error log's (access.1.log, access.2.log, ...; the highest number is the current one):
+ * when the current file reaches `size`, or an hour or a day begins, the next number becomes
+ * current, the workers are told to reopen there, and numbers older than `keep` are deleted.
+ * Lines a worker writes before it reopens land in the previous file: nothing is lost.
+ */
+export class AccessFiles {
+  private n: number;
+  private period: number;
+  private nextSizeCheck = 0;
+  private readonly dir: string;
+  private readonly stem: string;
+  private readonly ext: string;
+
+  constructor(
+    private readonly base: string,
+    private readonly rotation: Rotation,
+    nowMs = Date.now(),
+  ) {
+    this.dir = dirname(base);
+    this.ext = extname(base);
+    this.stem = basename(base, this.ext);
+    this.n = this.rotates ? Math.max(1, ...this.numbers()) : 0;
+    this.period = periodOf(rotation.interval, nowMs);
+  }
+
+  get rotates(): boolean {
+    return this.rotation.size > 0 || this.rotation.interval !== 'off';
+  }
+
+  /** The file the workers write now. */
+  get current(): string {
+    return this.rotates ? this.numbered(this.n) : this.base;
+  }
+
+  /** Called by the master loop: the new current file when it is time to rotate, else undefined. */
+  due(nowMs: number, monotonicMs: number): string | undefined {
+    if (!this.rotates) return undefined;
+    let rotate = false;
+    const period = periodOf(this.rotation.interval, nowMs);
+    if (period !== this.period) {
+      this.period = period;
+      rotate = sizeOf(this.current) > 0;
+    }
+    if (!rotate && this.rotation.size > 0 && monotonicMs >= this.nextSizeCheck) {
+      this.nextSizeCheck = monotonicMs + SIZE_CHECK_MS;
+      rotate = sizeOf(this.current) >= this.rotation.size;
+    }
+    if (!rotate) return undefined;
+    this.n++;
+    this.prune();
+    return this.current;
+  }
+
+  private numbered(n: number): string {
+    return join(this.dir, `${this.stem}.${n}${this.ext}`);
+  }
+
+  /** The numbers of this log's rotated files present in its directory. */
+  private numbers(): number[] {
+    const re = new RegExp(`^${escapeRe(this.stem)}\\.(\\d+)${escapeRe(this.ext)}$`);
+    try {
+      return readdirSync(this.dir).flatMap((f) => {
+        const m = re.exec(f);
+        return m ? [Number(m[1])] : [];
+      });
+    } catch {
+      return [];
+    }
+  }
+
+  private prune(): void {
+    const oldest = this.n - this.rotation.keep;
+    for (const n of this.numbers()) {
+      if (n >= oldest) continue;
+      try {
+        unlinkSync(this.numbered(n));
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Which hour or day (local time) a moment falls in; 0 when rotation by time is off. */
+function periodOf(interval: Rotation['interval'], ms: number): number {
+  if (interval === 'off') return 0;
+  const d = new Date(ms);
+  if (interval === 'daily') return d.getFullYear() * 10_000 + (d.getMonth() + 1) * 100 + d.getDate();
+  return Math.floor(ms / 3_600_000);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

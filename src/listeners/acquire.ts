@@ -184,17 +184,20 @@ function unixBindError(errno: number, path: string, text: string): CorralError {
   const name = getSystemErrorName(errno);
   if (name !== 'EACCES' && name !== 'EPERM' && name !== 'ENOENT') return bindError(errno, text);
   const dir = dirname(resolve(path));
+  const uid = process.getuid?.() ?? '?';
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      return new CorralError('E_BIND_DENIED', `cannot bind ${text}: the directory ${dir} cannot be reached by uid ${uid} that corral runs as (${(err as NodeJS.ErrnoException).code} on a parent directory)`);
+    }
     return new CorralError('E_BIND_FAILED', `cannot bind ${text}: the directory ${dir} does not exist (create it; under systemd, RuntimeDirectory= makes /run/NAME for the service)`);
   }
   if (!isDir) return new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${dir} is not a directory`);
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch {
-    const uid = process.getuid?.() ?? '?';
     return new CorralError('E_BIND_DENIED', `cannot bind ${text}: the directory ${dir} is not writable by uid ${uid} that corral runs as (make it writable for that user, or let systemd create it with RuntimeDirectory=)`);
   }
   return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (${name}) creating the socket in ${dir}`);

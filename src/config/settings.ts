@@ -148,9 +148,12 @@ export const SETTINGS = {
   }),
   maxHeaderSize: setting({
     section: 'HTTP',
-    type: bytes({ min: 1024 }),
+    // Node and llhttp accept any size (http.createServer's maxHeaderSize has no upper
+    // bound), but every connection may buffer this much while its headers arrive; 1 MiB
+    // is far above what proxies forward (nginx: 4 buffers of 8 KiB by default).
+    type: bytes({ min: 1024, max: 1024 ** 2 }),
     default: 16384,
-    doc: 'Largest accepted size of a request\'s headers (larger: 431).',
+    doc: 'Largest accepted size of a request\'s headers (larger: 431); at most 1M.',
   }),
   config: setting({
     section: 'Config',

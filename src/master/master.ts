@@ -6,7 +6,7 @@ import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from './notify.js';
-import { spawnWorker } from './spawn.js';
+import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -41,6 +41,10 @@ export interface MasterDeps {
   cwd: string;
   /** Called once, when the first generation serves (the start-up is over). */
   onServing?(): void;
+  /** Starts a worker process instead of spawnWorker (dev: hands out a warm spare). */
+  spawnWorker?: (ctx: SpawnContext) => WorkerHandle;
+  /** Called when a reload has finished, with its result (dev: the terminal says so). */
+  onReload?: (ok: boolean, detail: string) => void;
 }
 
 type Phase = 'starting' | 'running' | 'stopping';
@@ -226,6 +230,7 @@ export class Master {
     else this.d.log.error(`reload #${this.reloadSeq} failed, previous generation keeps serving: ${detail}`);
     this.d.notifier.ready(this.status());
     this.d.control?.broadcast({ t: 'reload', seq: this.reloadSeq, ok, detail });
+    this.d.onReload?.(ok, detail);
     if (this.reloadQueued && this.phase === 'running') {
       this.reloadQueued = false;
       this.startReload();
@@ -283,7 +288,7 @@ export class Master {
   // ---- workers -------------------------------------------------------------------------
 
   private spawn(gen: Generation, slot: number, now: number): void {
-    const w = spawnWorker({
+    const w = (this.d.spawnWorker ?? spawnWorker)({
       config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd, now,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
       access: this.d.logs.access ? { prefix: this.d.logs.accessPrefix } : undefined,

@@ -64,10 +64,10 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
  * Starts a worker process: stdout/stderr (piped to the master when captured), the
  * listeners as fds 3.., then the IPC channel, the access channel and the error channel.
  */
-export function spawnWorker(ctx: SpawnContext): WorkerHandle {
+export function spawnWorker(ctx: SpawnContext, entry = WORKER_ENTRY): WorkerHandle {
   const spec = workerSpec(ctx);
   const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
-  const child = spawn(process.execPath, [WORKER_ENTRY], {
+  const child = spawn(process.execPath, [entry], {
     cwd: ctx.cwd,
     env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(spec) },
     stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', ctx.access ? 'pipe' : 'ignore', 'pipe'],

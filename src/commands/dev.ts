@@ -18,6 +18,7 @@ import { logTargets } from '../logging/destinations.js';
 import { createLogger } from '../logging/logger.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
+import type { MasterLogs } from '../master/worker-logs.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
 import { parseAppRef } from '../worker/app-loader.js';
 import { DevErrorLog, DevTerminal } from '../dev/terminal.js';
@@ -109,22 +110,32 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
     });
   }
   watcher.start();
+  // One terminal for the whole session; it writes to the error log of the current attempt
+  // (the master closes its log writers when it stops).
+  let logs = await openLogs(resolution, cwd);
+  const term = new DevTerminal((t) => logs.errorLog.sink.write(t), cwd, color);
+  terminal = term;
   try {
     for (;;) {
-      const outcome = await runOnce();
-      if (outcome === 'stopped') return;
+      const failure = await runOnce(logs, term);
+      logs = await openLogs(resolution, cwd);
+      if (!failure) return;
       // The first generation could not start: nothing serves yet, so wait for a fix.
+      await term.showBootError(failure.message, [...changedSinceGood, entry], 'the app did not start; waiting for a change (or rs + Enter) to try again');
       if ((await nextChange()) === 'stop') return;
       resolution = await load().catch((err: unknown) => {
-        terminal?.warn(`configuration: ${(err as Error).message}`);
+        term.warn(`configuration: ${(err as Error).message}`);
         return resolution;
       });
+      await Promise.all([logs.access?.close(), logs.errorLog.sink.close()]);
+      logs = await openLogs(resolution, cwd);
     }
   } finally {
     watcher.close();
     pool.close();
     rl?.close();
     process.stdin.destroy();
+    await Promise.all([logs.access?.close(), logs.errorLog.sink.close()]);
   }
 
   /** Waits (without a master) for a change, `rs`, or Ctrl-C. */
@@ -147,16 +158,13 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
     });
   }
 
-  async function runOnce(): Promise<'stopped' | 'failed'> {
+  /** One master, until it stops (undefined) or its first generation fails to start. */
+  async function runOnce(logs: MasterLogs, term: DevTerminal): Promise<CorralError | undefined> {
     const notifier = new Notifier(process.env);
-    const logs = await openLogs(resolution, cwd);
-    const term = new DevTerminal((t) => logs.errorLog.sink.write(t), cwd, color);
-    terminal = term;
     logs.errorLog = new DevErrorLog(logs.errorLog, term);
     const log = createLogger({ level: resolution.config.logLevel, base: { pid: process.pid, role: 'master' } }, { write: (line: string) => logs.errorLog.line(line) });
     const listeners = await acquireListeners(resolution.config.bind.map(parseBind), { unixSocketMode: resolution.config.unixSocketMode });
     const control = await ControlServer.listen(controlSocketPath(process.pid)).catch(() => undefined);
-    const candidates = () => [...changedSinceGood, entry];
     const reload = (why: string) => {
       changeAt ??= performance.now();
       term.dim(why);
@@ -188,16 +196,15 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
           term.ok(`reloaded${took}`);
           return;
         }
-        void term.showBootError(detail, candidates(), 'reload failed: the last good version keeps serving; save a fix to reload');
+        void term.showBootError(detail, [...changedSinceGood, entry], 'reload failed: the last good version keeps serving; save a fix to reload');
       },
     });
     try {
       await master.run();
-      return 'stopped';
+      return undefined;
     } catch (err) {
       if (!isCorralError(err) || (err.code !== 'E_APP_LOAD' && err.code !== 'E_WORKER_BOOT')) throw err;
-      await term.showBootError(err.message, candidates(), 'the app did not start; waiting for a change (or rs + Enter) to try again');
-      return 'failed';
+      return err;
     } finally {
       onChange = undefined;
       manual = undefined;

@@ -21,6 +21,7 @@ import { Master } from '../master/master.js';
 import type { MasterLogs } from '../master/worker-logs.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
 import { parseAppRef } from '../worker/app-loader.js';
+import { enableOptimizer } from '../startup-tiering.js';
 import { DevErrorLog, DevTerminal } from '../dev/terminal.js';
 import { SparePool } from '../dev/spares.js';
 import { Watcher } from '../dev/watch.js';
@@ -175,6 +176,7 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
       spawnWorker: pool.spawn,
       reloadConfig: load,
       onServing: () => {
+        enableOptimizer();
         changedSinceGood.clear();
         term.clearShown();
         const where = listeners.map((l) => (/^[\d.:[\]a-f]+:\d+$/i.test(l.label) ? `http://${l.label}` : l.label)).join(', ');

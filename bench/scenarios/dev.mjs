@@ -7,6 +7,7 @@
 // request); the time from the write to the first answer carrying the new
 // version is the latency, and every socket error or non-2xx answer from just
 // before the write until 1 s after the new version is seen is a failure.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -23,6 +24,7 @@ const HOST = '127.0.0.1';
 const CONTENDERS = ['corral', 'corral-nospare', 'nodemon', 'node-watch'];
 const PEERS = ['nodemon', 'node-watch'];
 const SETTLE_MS = 1000;
+const SMOKE_SETTLE_MS = 300;
 const EDIT_DEADLINE_MS = 15000;
 
 function appSource(version) {
@@ -71,7 +73,6 @@ class DevContender extends Contender {
   }
 }
 
-import { spawn } from 'node:child_process';
 function spawnDetached(command, args, env, cwd, out) {
   const child = spawn(command, args, { env, cwd, detached: true, stdio: ['ignore', out, out] });
   child.on('exit', (code, signal) => { child.exitInfo = { code, signal }; });
@@ -114,7 +115,7 @@ async function client(port, keepAlive, state) {
   if (agent) agent.destroy();
 }
 
-async function oneEdit(c, version) {
+async function oneEdit(c, version, settleMs) {
   const state = { stop: false, want: version, writtenAt: null, firstNewAt: null, sent: 0, failed: 0, errors: {} };
   const clients = [client(c.port, true, state), client(c.port, false, state)];
   await sleep(200);
@@ -122,7 +123,7 @@ async function oneEdit(c, version) {
   fs.writeFileSync(c.appFile, appSource(version));
   const end = state.writtenAt + EDIT_DEADLINE_MS;
   while (state.firstNewAt === null && performance.now() < end) await sleep(1);
-  if (state.firstNewAt !== null) await sleep(SETTLE_MS);
+  if (state.firstNewAt !== null) await sleep(settleMs);
   state.stop = true;
   await Promise.all(clients);
   if (state.firstNewAt === null) throw new Error(`${c.name}: ${version} not served within ${EDIT_DEADLINE_MS} ms`);
@@ -147,7 +148,7 @@ export default async function dev(ctx) {
     for (let i = 1; i <= edits; i++) {
       for (const [name, c] of running) {
         try {
-          const s = await oneEdit(c, `v${i}`);
+          const s = await oneEdit(c, `v${i}`, ctx.smoke ? SMOKE_SETTLE_MS : SETTLE_MS);
           samples[name].push(s);
           ctx.log(`  ${name} edit ${i}: new code after ${s.latencyMs.toFixed(1)} ms, ${s.failed} failed of ${s.sent}${s.failed ? ` ${JSON.stringify(s.errors)}` : ''}`);
         } catch (err) {
@@ -179,7 +180,7 @@ export default async function dev(ctx) {
   });
   return {
     raw: samples,
-    params: { edits, settleMs: SETTLE_MS, clients: 'one keep-alive, one new connection per request' },
+    params: { edits, settleMs: ctx.smoke ? SMOKE_SETTLE_MS : SETTLE_MS, clients: 'one keep-alive, one new connection per request' },
     metrics: [latency, failed],
     targets: [
       target('dev: save to new code, corral median / faster peer median', ratio, '<=', 0.5, 'x'),

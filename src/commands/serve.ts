@@ -10,6 +10,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import { createLogger } from '../logging/logger.js';
 import { Sink } from '../logging/sink.js';
 import { isJournalStream } from '../logging/syslog.js';
+import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
 import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
@@ -23,7 +24,7 @@ export function requireApp(r: Resolution): void {
 }
 
 /** Opens the log writers the master alone owns. */
-async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
+export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
   const cfg = r.config;
   const targets = logTargets(r, cwd);
   checkLogTargets(targets, cfg.logDir, cwd);
@@ -56,7 +57,7 @@ function summary(r: Resolution): Record<string, string> {
 export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise<void> {
   const realEnv = { ...process.env };
   const cwd = process.cwd();
-  const resolution = await resolveConfig({ cli, env: realEnv, cwd });
+  const resolution = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
   requireApp(resolution);
   const cfg = resolution.config;
   const notifier = new Notifier(process.env);
@@ -85,7 +86,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     cwd,
     onServing: enableOptimizer,
     reloadConfig: async () => {
-      const next = await resolveConfig({ cli, env: realEnv, cwd });
+      const next = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
       requireApp(next);
       return next;
     },

@@ -68,7 +68,9 @@ export interface MasterDeps {
   cwd: string;
   /** Called once, when the first generation serves (the start-up is over). */
   onServing?(): void;
-  /** Defaults to the real processes, clock, signals and timers. */
+  /** Called when a reload has finished, with its result (dev: the terminal says so). */
+  onReload?: (ok: boolean, detail: string) => void;
+  /** Defaults to the real processes, clock, signals and timers (dev swaps in warm spares). */
   runtime?: MasterRuntime;
 }
 
@@ -275,6 +277,7 @@ export class Master {
     else this.d.log.error(`reload #${this.reloadSeq} failed, previous generation keeps serving: ${detail}`);
     this.d.notifier.ready(this.status());
     this.d.control?.broadcast({ t: 'reload', seq: this.reloadSeq, ok, detail });
+    this.d.onReload?.(ok, detail);
     if (this.reloadQueued && this.phase === 'running') {
       this.reloadQueued = false;
       this.startReload();

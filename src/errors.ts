@@ -9,7 +9,6 @@ export const ERROR_CODES = {
   E_CONFIG_UNKNOWN: { exit: EXIT.CONFIG, doc: 'A config file or the environment names a setting that does not exist.' },
   E_CONFIG_FILE: { exit: EXIT.CONFIG, doc: 'The config file cannot be read or parsed, does not export an object, throws while its settings are read, or does not finish loading within 10 s.' },
   E_ENV_FILE: { exit: EXIT.CONFIG, doc: 'The env file named with --env-file cannot be read.' },
-  E_BIND_SPEC: { exit: EXIT.CONFIG, doc: 'A --bind value is not HOST:PORT, [IPv6]:PORT, unix:/path or fd://N.' },
   E_BIND_IN_USE: { exit: EXIT.CONFIG, doc: 'Another process already listens on the address; stop it or choose another port.' },
   E_BIND_DENIED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for lack of permission (ports below 1024 need root or CAP_NET_BIND_SERVICE; use socket activation).' },
   E_BIND_FAILED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for another reason (address not on this host, path not writable, ...).' },

@@ -19,7 +19,8 @@ import { createLogger } from '../logging/logger.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master, realRuntime } from '../master/master.js';
 import type { MasterLogs } from '../master/worker-logs.js';
-import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import { Notifier } from '../systemd/notify.js';
+import { workerEnv } from '../systemd/env.js';
 import { parseAppRef } from '../worker/app-loader.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { DevErrorLog, DevTerminal } from '../dev/terminal.js';
@@ -79,8 +80,7 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
   let resolution = await load();
   const entry = appFile(resolution, cwd);
   const color = process.stderr.isTTY === true;
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
+  const baseEnv = workerEnv(process.env);
 
   const targets = logTargets(resolution, cwd);
   const logFiles = [targets.access, targets.error].flatMap((t) => (t.kind === 'file' ? [t.path] : []));

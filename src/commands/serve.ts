@@ -9,10 +9,11 @@ import { checkLogTargets, logTargets, type Target } from '../logging/destination
 import { ErrorLog } from '../logging/error-log.js';
 import { createLogger } from '../logging/logger.js';
 import { Sink } from '../logging/sink.js';
-import { isJournalStream } from '../logging/syslog.js';
+import { isJournalStream } from '../systemd/journal.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
-import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import { Notifier } from '../systemd/notify.js';
+import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
@@ -71,9 +72,8 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
   (await import('../master/pid1.js')).warnIfPid1(log);
 
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
-  for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete realEnv[k];
+  const baseEnv = workerEnv(process.env);
+  for (const k of LISTEN_ENV) delete realEnv[k];
 
   const master = new Master({
     resolution,

@@ -6,6 +6,7 @@
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import { compileAccessFormat } from '../logging/access-format.js';
+import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
 import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
@@ -45,7 +46,6 @@ const bindItem = text('ADDRESS', (s) => {
   }
 });
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const SETTINGS = {
   app: setting({
@@ -199,7 +199,7 @@ export const SETTINGS = {
   }),
   logLevel: setting({
     section: 'Logs',
-    type: oneOf(LOG_LEVELS),
+    type: oneOf(LOG_LEVEL_CHOICES),
     default: 'info',
     doc: 'Lowest level written to the error log.',
   }),

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
 import type { BindSpec } from './bind-spec.js';
-import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from './systemd-fds.js';
+import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from '../systemd/listen-fds.js';
 
 /** A listening socket owned by the master for its whole life and shared with every worker. */
 export interface Listener {

@@ -5,7 +5,7 @@ import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
-import type { Notifier } from './notify.js';
+import type { Notifier } from '../systemd/notify.js';
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';

@@ -1,5 +1,12 @@
 import { EXIT, type ExitCode } from './exit-codes.js';
 
+interface ErrorDeclaration {
+  exit: ExitCode;
+  /** A second exit code the error may carry, and when (documented beside the first). */
+  alsoExit?: { code: ExitCode; when: string };
+  doc: string;
+}
+
 /**
  * Every user-facing error, declared once. Codes are stable: never rename or reuse one.
  * docs/errors.md is generated from this table and a test keeps the two in step.
@@ -21,8 +28,8 @@ export const ERROR_CODES = {
   E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (no control socket that PID\'s user owns answers for it), or one it may not signal; nothing was signalled.' },
   E_RELOAD_FAILED: { exit: EXIT.UNEXPECTED, doc: 'The reload failed: the new generation did not boot; the old one keeps serving.' },
   E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
-  E_CHECK_FAILED: { exit: EXIT.CONFIG, doc: '`corral check` found a problem; each is listed above this line.' },
-} as const satisfies Record<string, { exit: ExitCode; doc: string }>;
+  E_CHECK_FAILED: { exit: EXIT.CONFIG, alsoExit: { code: EXIT.APP_LOAD, when: 'when the app cannot be loaded' }, doc: '`corral check` found a problem; each is listed above this line.' },
+} as const satisfies Record<string, ErrorDeclaration>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -31,11 +38,16 @@ export class CorralError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: ExitCode;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; exitCode?: ExitCode }) {
     super(message, options);
     this.name = 'CorralError';
     this.code = code;
-    this.exitCode = ERROR_CODES[code].exit;
+    const decl: ErrorDeclaration = ERROR_CODES[code];
+    const wanted = options?.exitCode;
+    if (wanted !== undefined && wanted !== decl.exit && wanted !== decl.alsoExit?.code) {
+      throw new Error(`${code} is not declared with exit code ${wanted} (src/errors.ts)`);
+    }
+    this.exitCode = wanted ?? decl.exit;
   }
 }
 

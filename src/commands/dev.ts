@@ -7,7 +7,7 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { resolveConfig, type Resolution } from '../config/resolve.js';
+import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
 import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
@@ -26,7 +26,7 @@ import { enableOptimizer } from '../startup-tiering.js';
 import { DevErrorLog, DevTerminal } from '../dev/terminal.js';
 import { SparePool } from '../dev/spares.js';
 import { Watcher } from '../dev/watch.js';
-import { openLogs, requireApp } from './serve.js';
+import { openLogs } from './serve.js';
 
 export interface DevOptions {
   watch?: string[];
@@ -73,9 +73,7 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
   const debounceMs = ms(opts.debounce, DEFAULT_DEBOUNCE_MS, '--debounce', 0);
   const pollMs = ms(opts.pollInterval, DEFAULT_POLL_MS, '--poll-interval', 20);
   const load = async () => {
-    const r = devDefaults(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-    requireApp(r);
-    return r;
+    return devDefaults(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
   };
   let resolution = await load();
   const entry = appFile(resolution, cwd);

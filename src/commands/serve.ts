@@ -1,8 +1,7 @@
-import { resolveConfig, type Resolution } from '../config/resolve.js';
+import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import { kebab, settingOf, type SettingName } from '../config/settings.js';
 import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
-import { CorralError } from '../errors.js';
 import { acquireListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
 import { checkLogTargets, logTargets, type Target } from '../logging/destinations.js';
@@ -17,12 +16,6 @@ import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
-
-export function requireApp(r: Resolution): void {
-  if (!r.config.app) {
-    throw new CorralError('E_NO_APP', 'no app to serve: pass APP[:EXPORT] (e.g. `corral server.mjs`), or set `app` in the config file or CORRAL_APP');
-  }
-}
 
 /** Opens the log writers the master alone owns. */
 export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
@@ -58,8 +51,7 @@ function summary(r: Resolution): Record<string, string> {
 export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise<void> {
   const realEnv = { ...process.env };
   const cwd = process.cwd();
-  const resolution = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-  requireApp(resolution);
+  const resolution = withTerminalAccessFormat(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
   const cfg = resolution.config;
   const notifier = new Notifier(process.env);
   const logs = await openLogs(resolution, cwd);
@@ -86,9 +78,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     cwd,
     onServing: enableOptimizer,
     reloadConfig: async () => {
-      const next = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-      requireApp(next);
-      return next;
+      return withTerminalAccessFormat(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
     },
   });
   await master.run();

@@ -69,7 +69,10 @@ export function renderErrors(): string {
     '| code | exit | meaning |',
     '|---|---|---|',
   ];
-  for (const [code, e] of Object.entries(ERROR_CODES)) out.push(`| \`${code}\` | ${e.exit} (${exitNames[e.exit]}) | ${e.doc.replace(/\|/g, '\\|')} |`);
+  for (const [code, e] of Object.entries(ERROR_CODES)) {
+    const also = 'alsoExit' in e ? `; ${e.alsoExit.code} (${exitNames[e.alsoExit.code]}) ${e.alsoExit.when}` : '';
+    out.push(`| \`${code}\` | ${e.exit} (${exitNames[e.exit]})${also} | ${e.doc.replace(/\|/g, '\\|')} |`);
+  }
   out.push('');
   return out.join('\n');
 }

@@ -312,6 +312,10 @@ export class Master {
     const gen = this.pending!;
     if (!this.current) {
       if (w.bootFailure?.kind === 'load') return this.fail(new CorralError('E_APP_LOAD', w.bootFailure.message), now);
+      // A socket the workers cannot listen on (a passed TCP socket whose connection died looks
+      // bound until listen(2) says EINVAL) fails every retry alike: a configuration error,
+      // which the unit does not restart, instead of exit 3 and a restart loop.
+      if (w.bootFailure?.kind === 'listen') return this.fail(new CorralError('E_BIND_FAILED', `workers cannot listen on ${this.d.listeners.map((l) => l.label).join(', ') || 'the listeners'}: ${w.bootFailure.message}`), now);
       const n = gen.recordFailure(w.slot, now);
       if (n >= BOOT_ATTEMPTS) {
         return this.fail(new CorralError('E_WORKER_BOOT', `workers failed to boot ${n} times in a row (last: ${reason}); giving up`), now);

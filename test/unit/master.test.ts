@@ -52,6 +52,17 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal((err as CorralError).exitCode, 4);
   });
 
+  test('exit 78 at start when the workers cannot listen on the sockets (no restart loop)', async () => {
+    const h = await startMaster();
+    const [a] = h.rt.children;
+    a!.say({ t: 'boot-failed', kind: 'listen', message: 'cannot listen: listen EINVAL: invalid argument' });
+    a!.die(3, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_BIND_FAILED');
+    assert.equal((err as CorralError).exitCode, 78);
+  });
+
   test('exit 3 at start: three failed boots of a slot, with back-off between them', async () => {
     const h = await startMaster({ workers: '1' });
     h.rt.children[0]!.die(1, null);

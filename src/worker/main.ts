@@ -9,7 +9,8 @@ import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } 
 import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
-import { AccessBatch, requestLogger } from './access-log.js';
+import { AccessBatch } from './access-log.js';
+import { requestLogger } from './request-log.js';
 import { CorralResponse } from './response.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;

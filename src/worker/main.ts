@@ -11,6 +11,7 @@ import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { requestLogger } from './request-log.js';
+import { attachClientErrors } from './client-errors.js';
 import { CorralResponse } from './response.js';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
@@ -126,6 +127,7 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
   server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
   tracker.attach(server);
   accessBatch?.attach(server);
+  attachClientErrors(server);
   servers.push(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

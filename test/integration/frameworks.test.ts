@@ -113,4 +113,19 @@ describe('access lines of real frameworks', () => {
       assert.equal(ids.length, a.cases.length + (a.rewrites ? 1 : 0));
     });
   }
+
+  test('an HTTP server the app runs itself in the worker is left alone: its responses get no line', async () => {
+    const { c, port } = await serve('own-server.mjs');
+    for (let i = 0; i < 3; i++) {
+      const got = await fetchRaw(port, `/own-${i}`, { headers: { 'x-request-id': `own-${i}` } });
+      assert.equal(got.status, 200);
+      assert.equal(got.bytes, Buffer.byteLength(`relayed: inner answer for /own-${i}`));
+      const line = await lineOf(c, `own-${i}`);
+      assert.equal(line.bytes, got.bytes);
+    }
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+    const lines = c.lines.filter((l) => l.includes('"request_id"'));
+    assert.equal(lines.length, 3, `one line per request to corral, none for the app's own server:\n${lines.join('\n')}`);
+  });
 });

@@ -148,12 +148,39 @@ describe('requests refused by the HTTP parser and clients that go away', () => {
     assert.deepEqual(accessLines(c).filter((l) => l.request_id === 'slow-body').map((l) => l.status), [408]);
   });
 
-  test('a client gone before the answer: 499 with its address; durations run from the first byte', async () => {
+  test('a malformed chunked body of a request the app has: 400 logged once with its request', async () => {
+    const { c, port } = await serving([]);
+    const got = await raw(port, ['POST /slow?ms=500 HTTP/1.1\r\nHost: x\r\nX-Request-Id: bad-chunk\r\nTransfer-Encoding: chunked\r\n\r\n', 50, 'zz\r\n']);
+    assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    const line = await nextLine(c, (l) => l.request_id === 'bad-chunk', 'the bad chunk');
+    assert.equal(line.status, 400);
+    assert.equal(line.method, 'POST');
+    await sleep(800);
+    c.signal('SIGQUIT');
+    await c.waitExit();
+    assert.deepEqual(accessLines(c).filter((l) => l.request_id === 'bad-chunk').map((l) => l.status), [400]);
+  });
+
+  test('a client gone before the answer or while its headers arrive: 499 with its address; durations run from the first byte', async () => {
     const { c, port } = await serving([]);
     await raw(port, ['GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-1\r\n\r\n'], 300);
     const gone = await nextLine(c, (l) => l.request_id === 'gone-1', 'the abandoned request');
     assert.equal(gone.status, 499);
     assert.equal(gone.remote_addr, '127.0.0.1', 'the address outlives the socket');
+    // Reset while its headers were still arriving.
+    await new Promise<void>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.write('GET /reset HTTP/1.1\r\nHost: x\r\n');
+        setTimeout(() => {
+          s.resetAndDestroy();
+          resolve();
+        }, 200);
+      });
+      s.on('error', () => {});
+    });
+    const reset = await nextLine(c, (l) => l.status === 499 && l.method === '-', 'the reset');
+    assert.equal(reset.remote_addr, '127.0.0.1');
+    saneDuration(reset, 150, 'reset');
     const slowHead = await raw(port, ['GET /first-byte HTTP/1.1\r\n', 600, 'Host: x\r\nX-Request-Id: first-byte\r\nConnection: close\r\n\r\n']);
     assert.match(slowHead, /^HTTP\/1\.1 200 OK\r\n/);
     saneDuration(await nextLine(c, (l) => l.request_id === 'first-byte', 'the slow head'), 550, 'from the first byte');

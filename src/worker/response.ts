@@ -72,8 +72,9 @@ export function setEndHook(hook: EndHook): void {
   };
   proto.end = function (this: ServerResponse, chunk, encoding, cb) {
     const r = this as unknown as Internals;
-    if (r.phase !== undefined && r.phase !== LOGGED && !r.finished) {
-      if (typeof chunk !== 'function' && !r.destroyed && bodyAllowed(r)) r.bytesOut += byteLength(chunk, encoding);
+    // A response the app destroyed is logged at its close, as the client got it.
+    if (r.phase !== undefined && r.phase !== LOGGED && !r.finished && !r.destroyed) {
+      if (typeof chunk !== 'function' && bodyAllowed(r)) r.bytesOut += byteLength(chunk, encoding);
       onEnd(this as CorralResponse);
     }
     return end.call(this, chunk, encoding, cb);

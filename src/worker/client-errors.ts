@@ -40,10 +40,11 @@ function statusFor(code: string | undefined): number {
   }
 }
 
-type ClientError = Error & { code?: string; rawPacket?: Buffer };
+/** What Node's parser attaches to its errors (rawPacket: the data it failed on). */
+type ClientError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
 type HttpSocket = Socket & { _httpMessage?: { headersSent: boolean } | null };
 
-function onClientError(err: ParseError, socket: HttpSocket): void {
+function onClientError(err: ClientError, socket: HttpSocket): void {
   const info = connInfo(socket);
   if (info?.closing) {
     socket.destroy(err);
@@ -69,8 +70,8 @@ function onClientError(err: ParseError, socket: HttpSocket): void {
     info.res.phase = LOGGED;
     logAnswered(info.res, status);
   }
-  // (Nothing of a request had arrived, as for a connection that never sent a byte reaching
-  // headers-timeout: answered as Node does, not logged, as nginx does not.)
+  // Otherwise nothing of a request had arrived (a connection that never sent a byte, at
+  // headers-timeout): answered as Node does, not logged, as nginx does not.
   if (info) info.closing = true;
   if (status !== 0) closeAfter(socket, err, canned(status));
   else if (socket.writable && socket.writableLength > 0) closeAfter(socket, err, NOTHING);
@@ -100,15 +101,13 @@ function closeAfter(socket: Socket, err: Error, last: Buffer): void {
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(\d\.\d)\r?$/;
 const MAX_LINE = 1024;
 
-type ParseError = ClientError & { bytesParsed?: number };
-
 /**
  * The refused request's line, from the packet the parser failed on: the line where its head
  * starts (after the previous message's blank line when several came in one packet), when
  * that is a request line. A head begun in an earlier packet, or right after a body, is not
  * in view: then method and url are '-'.
  */
-function refused(err: ParseError, info: ConnInfo, status: number): RefusedRequest {
+function refused(err: ClientError, info: ConnInfo, status: number): RefusedRequest {
   let method = '-';
   let url = '-';
   let httpVersion = '';

@@ -9,7 +9,9 @@ import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } 
 import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
-import { AccessBatch, requestLogger } from './access-log.js';
+import { AccessBatch } from './access-log.js';
+import { requestLogger } from './request-log.js';
+import { attachClientErrors } from './client-errors.js';
 import { CorralResponse } from './response.js';
 import { AccessWriter } from './access-writer.js';
 
@@ -148,6 +150,7 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
   server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
   tracker.attach(server);
   accessBatch?.attach(server);
+  attachClientErrors(server);
   servers.push(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

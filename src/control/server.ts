@@ -3,6 +3,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 
 export type ControlEvent = { t: 'reload'; seq: number; ok: boolean; detail: string };
 
+/** A request-response command: its answer is written as one JSON line `{t: NAME, ...answer}`. */
+export type ControlHandler = () => Record<string, unknown>;
+
 /**
  * The master's control socket (mode 0600): a client says `watch`, learns how many reloads
  * have started, and then hears of every reload that finishes. `corral reload --wait`
@@ -11,6 +14,7 @@ export type ControlEvent = { t: 'reload'; seq: number; ok: boolean; detail: stri
 export class ControlServer {
   private readonly clients = new Set<Socket>();
   private seq: () => number = () => 0;
+  private readonly handlers = new Map<string, ControlHandler>();
 
   private constructor(
     private readonly server: Server,
@@ -37,6 +41,11 @@ export class ControlServer {
 
   onWatch(seq: () => number): void {
     this.seq = seq;
+  }
+
+  /** Registers a command (e.g. `status`) answered at once with one JSON line. */
+  handle(name: string, fn: ControlHandler): void {
+    this.handlers.set(name, fn);
   }
 
   broadcast(ev: ControlEvent): void {
@@ -68,6 +77,8 @@ export class ControlServer {
         if (cmd === 'watch') {
           this.clients.add(s);
           s.write(JSON.stringify({ t: 'hello', pid: process.pid, seq: this.seq() }) + '\n');
+        } else if (this.handlers.has(cmd)) {
+          s.write(JSON.stringify({ ...this.handlers.get(cmd)!(), t: cmd }) + '\n');
         } else {
           s.write(JSON.stringify({ t: 'error', message: `unknown command ${JSON.stringify(cmd)}` }) + '\n');
         }

@@ -68,6 +68,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     return undefined;
   });
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
+  (await import('../master/pid1.js')).warnIfPid1(log);
 
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const k of MASTER_ONLY_ENV) delete baseEnv[k];

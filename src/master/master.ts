@@ -1,6 +1,6 @@
 import type { Resolution } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import type { WorkerMessage } from '../ipc/messages.js';
+import { WORKER_EXIT, type MasterMessage, type WorkerMessage } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
@@ -9,8 +9,8 @@ import type { Notifier } from './notify.js';
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
-import type { WorkerHandle } from './worker-handle.js';
-import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
+import { WorkerHandle, type WorkerProcess } from './worker-handle.js';
+import type { MasterLogs } from './worker-logs.js';
 import { Balancer } from './balance.js';
 
 function firstLine(s: string): string {
@@ -19,13 +19,40 @@ function firstLine(s: string): string {
 
 /** Failed boots of one slot at start before the master gives up with exit 3. */
 export const BOOT_ATTEMPTS = 3;
-/** How long a fast shutdown waits for workers before SIGKILL. */
-const FAST_KILL_MS = 2000;
 /** The loop never sleeps longer than this, so the watchdog and checks keep a steady pace. */
 const MAX_SLEEP_MS = 1000;
 
-const HANDLED = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
-type Sig = (typeof HANDLED)[number];
+export const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
+type Sig = (typeof HANDLED_SIGNALS)[number];
+
+/**
+ * What the master needs of the world besides its configuration: processes, a clock, signals
+ * and timers. Production uses the real ones (see `realRuntime`); unit tests pass fakes and
+ * drive the loop without a single process.
+ */
+export interface MasterRuntime {
+  /** Starts a worker process; its log channels are connected by the implementation. */
+  spawn(ctx: SpawnContext): WorkerProcess;
+  /** Monotonic milliseconds. */
+  now(): number;
+  onSignal(sig: Sig, fn: () => void): void;
+  offSignal(sig: Sig, fn: () => void): void;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setImmediate(fn: () => void): unknown;
+}
+
+export function realRuntime(logs: MasterLogs): MasterRuntime {
+  return {
+    spawn: (ctx) => spawnWorker(ctx, logs),
+    now: () => performance.now(),
+    onSignal: (sig, fn) => process.on(sig, fn),
+    offSignal: (sig, fn) => process.off(sig, fn),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+    setImmediate: (fn) => setImmediate(fn),
+  };
+}
 
 export interface MasterDeps {
   resolution: Resolution;
@@ -41,6 +68,8 @@ export interface MasterDeps {
   cwd: string;
   /** Called once, when the first generation serves (the start-up is over). */
   onServing?(): void;
+  /** Defaults to the real processes, clock, signals and timers. */
+  runtime?: MasterRuntime;
 }
 
 type Phase = 'starting' | 'running' | 'stopping';
@@ -62,23 +91,26 @@ export class Master {
   private configLoading = false;
   private lastReload = 'none yet';
   private failure: CorralError | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
+  private timer: unknown;
+  private immediate = false;
   private lastWatchdog = 0;
   private done: ((err?: CorralError) => void) | undefined;
   private readonly listenerFns = new Map<Sig, () => void>();
   /** Workers whose channels (access lines, error log, output) are still open. */
   private openChannels = 0;
   private readonly balancer = new Balancer();
+  private readonly rt: MasterRuntime;
 
-  constructor(private readonly d: MasterDeps) {}
+  constructor(private readonly d: MasterDeps) {
+    this.rt = d.runtime ?? realRuntime(d.logs);
+  }
 
   /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
   run(): Promise<void> {
-    for (const sig of HANDLED) {
+    for (const sig of HANDLED_SIGNALS) {
       const fn = () => this.onSignal(sig);
       this.listenerFns.set(sig, fn);
-      process.on(sig, fn);
+      this.rt.onSignal(sig, fn);
     }
     this.d.control?.onWatch(() => this.reloadSeq);
     const labels = this.d.listeners.map((l) => l.label).join(', ');
@@ -97,15 +129,16 @@ export class Master {
 
   private wake(): void {
     if (this.immediate) return;
-    this.immediate = setImmediate(() => {
-      this.immediate = undefined;
+    this.immediate = true;
+    this.rt.setImmediate(() => {
+      this.immediate = false;
       this.tick();
     });
   }
 
   private tick(): void {
-    clearTimeout(this.timer);
-    const now = performance.now();
+    this.rt.clearTimeout(this.timer);
+    const now = this.rt.now();
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
     for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
     this.checkWorkers(now);
@@ -113,14 +146,14 @@ export class Master {
     this.maintain(now);
     this.rotateAccess(now);
     if (this.phase === 'running' && this.current?.config.keepAliveBalance) {
-      const id = this.current.id;
-      this.balancer.run([...this.workers].filter((w) => w.gen === id && (w.state === 'ready' || w.state === 'retiring')), now);
+      const gen = this.current;
+      this.balancer.run([...this.workers].filter((w) => w.generation === gen && w.serving), now);
     }
     // Finish only once every worker's channels are read to the end: no log line is left behind.
     if (this.phase === 'stopping' && this.aliveCount() === 0 && this.openChannels === 0) return this.finish();
     this.d.notifier.status(this.status());
     this.pingWatchdog(now);
-    this.timer = setTimeout(() => this.tick(), Math.max(1, this.nextDeadline(now) - now));
+    this.timer = this.rt.setTimeout(() => this.tick(), Math.max(1, this.nextDeadline(now) - now));
   }
 
   // ---- signals -------------------------------------------------------------------------
@@ -152,7 +185,7 @@ export class Master {
     this.phase = 'stopping';
     this.d.notifier.stopping();
     this.d.log.info(`${sig}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
-    for (const w of this.workers) this.drainWorker(w, now, `shutdown (${sig})`);
+    for (const w of this.workers) w.drain(now, `shutdown (${sig})`);
   }
 
   private handleInt(now: number): void {
@@ -174,8 +207,12 @@ export class Master {
     if (plan?.kind !== 'file') return;
     const path = plan.files.due(Date.now(), now);
     if (path === undefined) return;
-    for (const w of this.workers) w.send({ t: 'reopen', path });
+    this.broadcast({ t: 'reopen', path });
     this.d.log.debug(`access log rotated: workers now write ${path}`);
+  }
+
+  private broadcast(msg: MasterMessage): void {
+    for (const w of this.workers) w.send(msg);
   }
 
   private accessFor(): SpawnContext['access'] {
@@ -196,18 +233,12 @@ export class Master {
     if (this.phase !== 'running' || !gen || gen.target <= 1) return;
     gen.target--;
     this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
-    for (const w of this.workers) if (w.gen === gen.id && w.slot > gen.target) this.drainWorker(w, now, 'TTOU');
+    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, 'TTOU');
   }
 
   private goFast(now: number, why: string): void {
     this.d.log.info(`${why}: fast shutdown`);
-    for (const w of this.workers) {
-      if (!w.alive) continue;
-      w.state = 'draining';
-      w.stopReason ??= 'fast shutdown';
-      w.killAt = Math.min(w.killAt, now + FAST_KILL_MS);
-      if (!w.send({ t: 'stop' })) w.signal('SIGKILL');
-    }
+    for (const w of this.workers) w.stopFast(now, 'fast shutdown');
   }
 
   // ---- reloads -------------------------------------------------------------------------
@@ -253,12 +284,12 @@ export class Master {
   private progressPending(now: number): void {
     const gen = this.pending;
     if (!gen || this.phase === 'stopping') return;
-    const ready = this.genWorkers(gen.id).filter((w) => w.state === 'ready').length;
+    const ready = this.genWorkers(gen).filter((w) => w.state === 'ready').length;
     if (ready < gen.target) return;
     const previous = this.current;
     this.current = gen;
     this.pending = undefined;
-    for (const w of this.workers) if (w.gen !== gen.id) this.drainWorker(w, now, `replaced by generation ${gen.id}`);
+    for (const w of this.workers) if (w.generation !== gen) w.drain(now, `replaced by generation ${gen.id}`);
     if (!previous) {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);
@@ -286,7 +317,7 @@ export class Master {
       return;
     }
     this.pending = undefined;
-    for (const other of this.genWorkers(gen.id)) this.drainWorker(other, now, `generation ${gen.id} failed to boot`);
+    for (const other of this.genWorkers(gen)) other.drain(now, `generation ${gen.id} failed to boot`);
     this.reloadFinished(false, `${w.name}: ${reason}`);
   }
 
@@ -301,24 +332,24 @@ export class Master {
   // ---- workers -------------------------------------------------------------------------
 
   private spawn(gen: Generation, slot: number, now: number): void {
-    const w = spawnWorker({
-      config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd, now,
+    const child = this.rt.spawn({
+      config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
       access: this.accessFor(),
     });
+    const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
-    attachWorkerLogs(w, this.d.logs, this.d.listeners.length);
-    w.child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
-    w.child.once('exit', (code, signal) => {
+    child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
+    child.once('exit', (code, signal) => {
       w.exit = { code, signal };
       this.wake();
     });
     this.openChannels++;
-    w.child.once('close', () => {
+    child.once('close', () => {
       this.openChannels--;
       this.wake();
     });
-    w.child.once('error', (err) => {
+    child.once('error', (err) => {
       this.d.log.error({ err }, `${w.name}: process error`);
       if (w.pid < 0) w.exit ??= { code: 1, signal: null };
       this.wake();
@@ -327,7 +358,7 @@ export class Master {
   }
 
   private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
-    const now = performance.now();
+    const now = this.rt.now();
     w.lastCheckin = now;
     switch (msg.t) {
       case 'ready':
@@ -339,11 +370,10 @@ export class Master {
       case 'hb':
         w.rss = msg.rss;
         w.firstRss ||= msg.rss;
-        w.inflight = msg.inflight;
         w.busy = msg.busy;
         break;
       case 'retire':
-        if (w.state === 'ready' && w.gen === this.current?.id && this.phase === 'running') {
+        if (w.state === 'ready' && w.generation === this.current && this.phase === 'running') {
           w.state = 'retiring';
           w.retireReason = msg.reason;
           this.d.log.info(`${w.name} asks to be replaced (${msg.reason})`);
@@ -360,27 +390,25 @@ export class Master {
     this.wake();
   }
 
-  private drainWorker(w: WorkerHandle, now: number, reason: string): void {
-    if (!w.alive || w.state === 'draining') return;
-    const gen = this.current?.id === w.gen ? this.current : undefined;
-    const graceMs = (gen?.config ?? this.d.resolution.config).gracefulTimeout * 1000;
-    w.drain(now, graceMs, reason);
-  }
-
   private handleExit(w: WorkerHandle, now: number): void {
     w.reaped = true;
     this.workers.delete(w);
     const was = w.state;
     w.state = 'dead';
-    const gen = this.generationOf(w.gen);
+    const gen = w.generation;
+    const live = gen === this.current || gen === this.pending;
+    // The exit code is the fallback when the worker's last message (boot-failed) was lost.
+    if (was === 'booting' && !w.bootFailure && w.exit?.code === WORKER_EXIT.APP_LOAD) {
+      w.bootFailure = { kind: 'load', message: `${w.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)` };
+    }
     const { message, level } = describeExit(w, was);
-    if (!gen && was !== 'draining' && this.phase !== 'stopping') {
+    if (!live && was !== 'draining' && this.phase !== 'stopping') {
       // Its generation was abandoned (a failed reload) before it could be told to drain.
       this.d.log.warn(`${message} (generation ${w.gen} was abandoned)`);
       return;
     }
     this.d.log[level](message);
-    if (this.phase === 'stopping' || was === 'draining' || !gen) return;
+    if (this.phase === 'stopping' || was === 'draining' || !live) return;
     if (was === 'booting') {
       if (gen === this.pending) return this.pendingFailed(w, firstLine(w.bootFailure?.message ?? message), now);
       gen.recordFailure(w.slot, now);
@@ -391,36 +419,46 @@ export class Master {
     else gen.recordFailure(w.slot, now);
   }
 
+  /** Acts on what each worker's clocks say is overdue (the rules live in WorkerHandle). */
   private checkWorkers(now: number): void {
     for (const w of this.workers) {
-      if (!w.alive) continue;
-      const cfg = (this.generationOf(w.gen) ?? this.current ?? this.pending)!.config;
-      if (now >= w.killAt) {
-        this.d.log.warn(`${w.name} still running ${((now - w.killAt) / 1000 + cfg.gracefulTimeout).toFixed(1)} s after it was told to stop (${w.stopReason}); killing it`);
-        w.killAt = Infinity;
-        w.signal('SIGKILL');
-      } else if (w.state === 'booting' && now - w.spawnedAt > cfg.bootTimeout * 1000) {
-        w.bootFailure ??= { kind: 'init', message: `not ready within boot-timeout (${cfg.bootTimeout} s)` };
-        this.d.log.error(`${w.name} not ready after ${cfg.bootTimeout} s (boot-timeout); killing it`);
-        w.signal('SIGKILL');
-        w.killAt = Infinity;
-      } else if ((w.state === 'ready' || w.state === 'retiring') && cfg.timeout > 0 && now - w.lastCheckin > cfg.timeout * 1000) {
-        const busy = w.busy
-          ? `; at its last check-in it was handling ${w.busy.method} ${w.busy.url} (for ${(w.busy.forMs / 1000).toFixed(1)} s)`
-          : `; no request was in progress at its last check-in`;
-        this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
-        w.stopReason = 'timeout';
-        w.signal('SIGKILL');
-      } else if (w.state === 'ready' && cfg.maxMemory > 0 && w.rss > cfg.maxMemory && this.phase === 'running' && w.gen === this.current?.id) {
-        w.state = 'retiring';
-        w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
-        // Over the ceiling at its first check-in: the ceiling is below what the app needs to
-        // start, and replacing it again and again would only churn. Back off and say so.
-        const atBoot = w.firstRss > cfg.maxMemory;
-        if (atBoot) this.generationOf(w.gen)?.recordFailure(w.slot, now);
-        this.d.log.warn(`${w.name} ${w.retireReason}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
+      const cfg = w.config;
+      switch (w.overdue(now)) {
+        case 'kill':
+          this.d.log.warn(`${w.name} still running ${((now - (w.stopAskedAt ?? now)) / 1000).toFixed(1)} s after it was told to stop (${w.stopReason}); killing it`);
+          w.signal('SIGKILL');
+          break;
+        case 'boot-timeout':
+          w.bootFailure ??= { kind: 'init', message: `not ready within boot-timeout (${cfg.bootTimeout} s)` };
+          this.d.log.error(`${w.name} not ready after ${cfg.bootTimeout} s (boot-timeout); killing it`);
+          w.signal('SIGKILL');
+          break;
+        case 'silent': {
+          const busy = w.busy
+            ? `; at its last check-in it was handling ${w.busy.method} ${w.busy.url} (for ${(w.busy.forMs / 1000).toFixed(1)} s)`
+            : `; no request was in progress at its last check-in`;
+          this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
+          w.stopReason = 'timeout';
+          w.signal('SIGKILL');
+          break;
+        }
+        case undefined:
+          if (w.state === 'ready' && cfg.maxMemory > 0 && w.rss > cfg.maxMemory && this.phase === 'running' && w.generation === this.current) {
+            this.retireForMemory(w, now);
+          }
       }
     }
+  }
+
+  private retireForMemory(w: WorkerHandle, now: number): void {
+    const cfg = w.config;
+    w.state = 'retiring';
+    w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
+    // Over the ceiling at its first check-in: the ceiling is below what the app needs to
+    // start, and replacing it again and again would only churn. Back off and say so.
+    const atBoot = w.firstRss > cfg.maxMemory;
+    if (atBoot) w.generation.recordFailure(w.slot, now);
+    this.d.log.warn(`${w.name} ${w.retireReason}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
   }
 
   /**
@@ -433,11 +471,11 @@ export class Master {
     for (const gen of [this.current, this.pending]) {
       if (!gen) continue;
       for (let slot = 1; slot <= gen.target; slot++) {
-        const inSlot = this.genWorkers(gen.id).filter((w) => w.slot === slot && w.state !== 'draining');
+        const inSlot = this.genWorkers(gen).filter((w) => w.slot === slot && w.state !== 'draining');
         const booting = inSlot.filter((w) => w.state === 'booting');
-        const serving = inSlot.filter((w) => w.state === 'ready' || w.state === 'retiring').sort((a, b) => a.spawnedAt - b.spawnedAt);
+        const serving = inSlot.filter((w) => w.serving).sort((a, b) => a.spawnedAt - b.spawnedAt);
         const newest = serving[serving.length - 1];
-        for (const old of serving.slice(0, -1)) this.drainWorker(old, now, `replaced (${old.retireReason ?? 'superseded'})`);
+        for (const old of serving.slice(0, -1)) old.drain(now, `replaced (${old.retireReason ?? 'superseded'})`);
         const needed = !newest || newest.state === 'retiring';
         if (needed && booting.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
       }
@@ -446,14 +484,8 @@ export class Master {
 
   // ---- helpers -------------------------------------------------------------------------
 
-  private genWorkers(id: number): WorkerHandle[] {
-    return [...this.workers].filter((w) => w.gen === id && w.alive);
-  }
-
-  private generationOf(id: number): Generation | undefined {
-    if (this.current?.id === id) return this.current;
-    if (this.pending?.id === id) return this.pending;
-    return undefined;
+  private genWorkers(gen: Generation): WorkerHandle[] {
+    return [...this.workers].filter((w) => w.generation === gen && w.alive);
   }
 
   private aliveCount(): number {
@@ -465,8 +497,8 @@ export class Master {
   private status(): string {
     return statusLine({
       phase: this.phase,
-      current: this.current && { id: this.current.id, target: this.current.target, ready: this.genWorkers(this.current.id).filter((w) => w.state !== 'booting').length },
-      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending.id).filter((w) => w.state === 'ready').length },
+      current: this.current && { id: this.current.id, target: this.current.target, ready: this.genWorkers(this.current).filter((w) => w.state !== 'booting').length },
+      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending).filter((w) => w.state === 'ready').length },
       draining: [...this.workers].filter((w) => w.state === 'draining').length,
       lastReload: this.lastReload,
     });
@@ -480,25 +512,20 @@ export class Master {
     }
   }
 
+  /** The one place that knows when the loop must run next. */
   private nextDeadline(now: number): number {
     let next = Math.min(now + MAX_SLEEP_MS, Math.max(now + 1, this.balancer.nextAt()));
     const wd = this.d.notifier.watchdogIntervalMs;
     if (wd > 0) next = Math.min(next, this.lastWatchdog + wd * 0.9);
-    for (const w of this.workers) {
-      if (!w.alive) continue;
-      next = Math.min(next, w.killAt);
-      const cfg = (this.generationOf(w.gen) ?? this.current ?? this.pending)?.config;
-      if (!cfg) continue;
-      if (w.state === 'booting') next = Math.min(next, w.spawnedAt + cfg.bootTimeout * 1000 + 1);
-      else if (cfg.timeout > 0 && w.state !== 'draining') next = Math.min(next, w.lastCheckin + cfg.timeout * 1000 + 1);
-    }
+    // +1: a deadline is overdue only once strictly passed.
+    for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
     for (const gen of [this.current, this.pending]) for (const t of gen?.notBefore.values() ?? []) if (t > now) next = Math.min(next, t);
     return next;
   }
 
   private finish(): void {
-    clearTimeout(this.timer);
-    for (const [sig, fn] of this.listenerFns) process.off(sig, fn);
+    this.rt.clearTimeout(this.timer);
+    for (const [sig, fn] of this.listenerFns) this.rt.offSignal(sig, fn);
     this.d.control?.close();
     for (const l of this.d.listeners) l.cleanup();
     if (!this.failure) this.d.log.info('all workers stopped; exiting');

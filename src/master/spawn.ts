@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/settings.js';
 import { workerFds } from '../ipc/fds.js';
 import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
-import { WorkerHandle } from './worker-handle.js';
+import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -21,7 +21,6 @@ export interface SpawnContext {
   /** The environment the app sees: the real one over the env file's variables. */
   env: NodeJS.ProcessEnv;
   cwd: string;
-  now: number;
 }
 
 /** How often a worker checks in: often enough to notice silence well before `timeout`. */
@@ -74,7 +73,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
  * master when captured), the listeners, the IPC channel, the master's access stream (when
  * access lines go to a stream) and the error-log channel.
  */
-export function spawnWorker(ctx: SpawnContext): WorkerHandle {
+export function spawnWorker(ctx: SpawnContext, logs: MasterLogs): ChildProcess {
   const spec = workerSpec(ctx);
   const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
   const stream = ctx.access?.dest.kind === 'stream' ? ctx.access.dest.masterFd : undefined;
@@ -84,5 +83,6 @@ export function spawnWorker(ctx: SpawnContext): WorkerHandle {
     stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', stream ?? 'ignore', 'pipe'],
     serialization: 'json',
   });
-  return new WorkerHandle(child, ctx.gen, ctx.slot, ctx.now);
+  attachWorkerLogs(child, `${ctx.gen}.${ctx.slot}`, logs, ctx.listeners.length);
+  return child;
 }

@@ -1,9 +1,9 @@
+import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { workerFds } from '../ipc/fds.js';
 import type { AccessFiles } from '../logging/access-files.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { eachLine, relayLines } from '../logging/relay.js';
-import type { WorkerHandle } from './worker-handle.js';
 
 /**
  * Where the access log goes, as the master decides it: workers write their own lines there.
@@ -25,10 +25,9 @@ export interface MasterLogs {
  * and its captured stdout/stderr go through the ErrorLog, attributed to the worker. Access
  * lines never pass here: each worker writes its own.
  */
-export function attachWorkerLogs(w: WorkerHandle, logs: MasterLogs, listenerCount: number): void {
-  const stdio = w.child.stdio as Array<Readable | null>;
+export function attachWorkerLogs(child: ChildProcess, name: string, logs: MasterLogs, listenerCount: number): void {
+  const stdio = child.stdio as Array<Readable | null>;
   const errorStream = stdio[workerFds(listenerCount).errorLog];
-  const name = `${w.gen}.${w.slot}`;
   if (errorStream) {
     relayLines(errorStream, (lines) => {
       eachLine(lines, (line) => logs.errorLog.line(line));
@@ -37,7 +36,7 @@ export function attachWorkerLogs(w: WorkerHandle, logs: MasterLogs, listenerCoun
   }
   for (const [stream, which] of [[stdio[1], 'stdout'], [stdio[2], 'stderr']] as const) {
     if (!stream) continue;
-    const each = (line: string) => logs.errorLog.captured(which, w.pid, name, line);
+    const each = (line: string) => logs.errorLog.captured(which, child.pid ?? -1, name, line);
     relayLines(stream, (lines) => {
       eachLine(lines, each);
       return true;

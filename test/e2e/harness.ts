@@ -379,6 +379,8 @@ export interface LoadOptions {
   stopFile?: string;
   progressFile?: string;
   tag?: string;
+  /** Send `X-Request-Id: TAG-N` with request N. */
+  requestId?: boolean;
 }
 
 export interface LoadResult {
@@ -403,6 +405,7 @@ export function startLoad(sb: Sandbox, o: LoadOptions): { running: RunningComman
   if (o.stopFile) args.push('--stop-file', o.stopFile);
   if (o.progressFile) args.push('--progress-file', o.progressFile);
   if (o.tag) args.push('--tag', o.tag);
+  if (o.requestId) args.push('--request-id');
   const running = sb.spawn(args);
   return {
     running,

@@ -5,10 +5,11 @@
  *
  *   node load.js --url http://127.0.0.1:8000 | --socket /run/corral/x.sock
  *                [--path /] [--concurrency 8] [--keepalive] --requests N --seconds S
- *                [--stop-file F] [--progress-file F] [--tag T]
+ *                [--stop-file F] [--progress-file F] [--tag T] [--request-id]
  *
  * Without --keepalive every request uses a new connection (as nginx does without an
- * upstream keepalive pool). Failures are counted by cause: a connection error code
+ * upstream keepalive pool). With --request-id each request also carries
+ * `X-Request-Id: TAG-N` (N counts from 0), which corral logs as the request id. Failures are counted by cause: a connection error code
  * (ECONNREFUSED, ECONNRESET, ...), a timeout, or a status other than 200.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ const { values: opt } = parseArgs({
     'stop-file': { type: 'string' },
     'progress-file': { type: 'string' },
     tag: { type: 'string', default: 'load' },
+    'request-id': { type: 'boolean', default: false },
   },
 });
 
@@ -74,7 +76,10 @@ function once(n: number): Promise<void> {
         host: target?.hostname.replace(/^\[|\]$/g, ''),
         port: target?.port,
         path,
-        headers: opt.keepalive ? {} : { connection: 'close' },
+        headers: {
+          ...(opt.keepalive ? {} : { connection: 'close' }),
+          ...(opt['request-id'] ? { 'x-request-id': `${opt.tag}-${n}` } : {}),
+        },
         timeout: 15_000,
       },
       (res: IncomingMessage) => {

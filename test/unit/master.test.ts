@@ -1,0 +1,309 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CorralError } from '../../src/errors.js';
+import { Balancer } from '../../src/master/balance.js';
+import { describeExit } from '../../src/master/exit-reason.js';
+import { Generation } from '../../src/master/generation.js';
+import { WorkerHandle } from '../../src/master/worker-handle.js';
+import { FakeRuntime, resolution, startMaster, type FakeChild, type Harness } from '../helpers/fake-runtime.js';
+
+/** Starts a master and makes its first generation ready. */
+async function serving(cli: Parameters<typeof startMaster>[0] = {}): Promise<Harness> {
+  const h = await startMaster(cli);
+  for (const c of h.rt.alive(1)) c.ready();
+  await h.rt.settle();
+  assert.ok(h.notes.includes('READY'), 'READY=1 once the first generation is ready');
+  return h;
+}
+
+const servingCount = (h: Harness) => h.rt.alive().filter((c) => !c.got('drain') && !c.got('stop')).length;
+
+describe('Master driven without processes', { timeout: 20_000 }, () => {
+  test('start: one worker per slot; READY=1 only when every worker of generation 1 is ready', async () => {
+    const h = await startMaster({ workers: '3' });
+    assert.deepEqual(h.rt.alive(1).map((c) => c.slot), [1, 2, 3]);
+    h.rt.children[0]!.ready();
+    h.rt.children[1]!.ready();
+    await h.rt.settle();
+    assert.ok(!h.notes.includes('READY'));
+    h.rt.children[2]!.ready();
+    await h.rt.settle();
+    assert.ok(h.notes.includes('READY'));
+  });
+
+  test('exit 4 at start: an app that cannot load stops the master at once', async () => {
+    const h = await startMaster();
+    const [a] = h.rt.children;
+    a!.say({ t: 'boot-failed', kind: 'load', message: 'app module /x.mjs does not exist' });
+    a!.die(4, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.ok(err instanceof CorralError);
+    assert.equal(err.code, 'E_APP_LOAD');
+    assert.equal(err.exitCode, 4);
+    assert.equal(h.rt.children.length, 2, 'no respawn loop');
+  });
+
+  test('exit 4 from the exit code alone, when the boot-failed message was lost', async () => {
+    const h = await startMaster();
+    h.rt.children[0]!.die(4, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.equal((err as CorralError).exitCode, 4);
+  });
+
+  test('exit 3 at start: three failed boots of a slot, with back-off between them', async () => {
+    const h = await startMaster({ workers: '1' });
+    h.rt.children[0]!.die(1, null);
+    await h.rt.settle();
+    assert.equal(h.rt.children.length, 1, 'not respawned before the back-off');
+    await h.rt.advance(500);
+    assert.equal(h.rt.children.length, 2);
+    h.rt.children[1]!.die(1, null);
+    await h.rt.advance(999);
+    assert.equal(h.rt.children.length, 2, 'the back-off doubles');
+    await h.rt.advance(1);
+    assert.equal(h.rt.children.length, 3);
+    h.rt.children[2]!.die(1, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_WORKER_BOOT');
+    assert.equal((err as CorralError).exitCode, 3);
+  });
+
+  test('reload: the new generation starts, the old one drains only once every new worker is ready', async () => {
+    const h = await serving();
+    const old = h.rt.alive(1);
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    assert.ok(h.notes.includes('RELOADING'));
+    const fresh = h.rt.alive(2);
+    assert.equal(fresh.length, 2);
+    fresh[0]!.ready();
+    await h.rt.settle();
+    assert.ok(old.every((c) => !c.got('drain')), 'nothing drained while the new generation is not complete');
+    fresh[1]!.ready();
+    await h.rt.settle();
+    assert.ok(old.every((c) => c.got('drain')), 'the old generation drains');
+    assert.ok(old.every((c) => c.exited));
+    assert.equal(h.notes.filter((n) => n === 'READY').length, 2, 'READY=1 again after the reload');
+    assert.ok(h.lines.some((l) => /reload #1 done/.test(l)));
+  });
+
+  test('reload with a boot failure: the old generation keeps serving and the reload is reported failed', async () => {
+    const h = await serving();
+    const old = h.rt.alive(1);
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const [bad, other] = h.rt.alive(2);
+    bad!.say({ t: 'boot-failed', kind: 'load', message: 'SyntaxError: Unexpected token' });
+    bad!.die(4, null);
+    await h.rt.settle();
+    assert.ok(old.every((c) => !c.exited && !c.got('drain')), 'the old generation still serves');
+    assert.ok(other!.got('drain'), 'the rest of the failed generation is drained');
+    assert.ok(h.lines.some((l) => /reload #1 failed, previous generation keeps serving: .*SyntaxError/.test(l)));
+    assert.ok(h.notes.some((n) => /last reload: FAILED/.test(n)));
+    assert.equal(await Promise.race([h.result, Promise.resolve('running')]), 'running', 'the master keeps running');
+  });
+
+  test('reload timeout: a new worker never ready is killed at boot-timeout and the reload fails', async () => {
+    const h = await serving({ bootTimeout: '5', timeout: '0' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const fresh = h.rt.alive(2);
+    await h.rt.advance(5001);
+    assert.ok(fresh.some((c) => c.signals.includes('SIGKILL')), 'killed after boot-timeout');
+    assert.ok(h.lines.some((l) => /not ready after 5 s \(boot-timeout\)/.test(l)));
+    assert.ok(h.lines.some((l) => /reload #1 failed/.test(l)));
+    assert.equal(h.rt.alive(1).length, 2);
+  });
+
+  test('reload whose configuration read fails: it fails, and the next one works', async () => {
+    const h = await serving();
+    h.nextReload = () => Promise.reject(new Error('config file x cannot be loaded: timed out'));
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /reload #1 failed.*timed out/.test(l)));
+    h.nextReload = undefined;
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    for (const c of h.rt.alive(2)) c.ready();
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /reload #2 done/.test(l)));
+  });
+
+  test('HUP during a reload is queued: a second reload follows the first', async () => {
+    const h = await serving();
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /a reload is already under way; another follows it/.test(l)));
+    assert.equal(h.rt.alive(3).length, 0, 'not at the same time');
+    for (const c of h.rt.alive(2)) c.ready();
+    await h.rt.settle();
+    assert.equal(h.reloads, 2);
+    assert.equal(h.rt.alive(3).length, 2, 'the queued reload started generation 3');
+  });
+
+  test('max-requests recycling: the replacement starts first; capacity never dips', async () => {
+    const h = await serving({ workers: '2' });
+    const [a] = h.rt.alive(1);
+    a!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    const replacement = h.rt.children.at(-1)!;
+    assert.equal(replacement.slot, a!.slot);
+    assert.ok(!a!.got('drain'), 'the retiring worker serves until its replacement is ready');
+    assert.equal(servingCount(h), 3);
+    replacement.ready();
+    await h.rt.settle();
+    assert.ok(a!.got('drain'));
+    assert.equal(servingCount(h), 2);
+  });
+
+  test('a worker crashing while serving is replaced at once, then with back-off when it keeps crashing', async () => {
+    const h = await serving({ workers: '1', timeout: '0' });
+    await h.rt.advance(20_000); // served long enough to count as healthy
+    h.rt.alive(1)[0]!.die(1, null);
+    await h.rt.settle();
+    const second = h.rt.children.at(-1)!;
+    assert.equal(h.rt.children.length, 2, 'replaced at once');
+    second.ready();
+    await h.rt.settle();
+    second.die(1, null); // crashed again right away
+    await h.rt.settle();
+    assert.equal(h.rt.children.length, 2, 'backing off');
+    await h.rt.advance(500);
+    assert.equal(h.rt.children.length, 3);
+    assert.ok(h.lines.some((l) => /exited with code 1 while serving; replacing it/.test(l)));
+  });
+
+  test('TTIN adds a worker in a new slot; TTOU drains the highest slot', async () => {
+    const h = await serving({ workers: '2' });
+    h.rt.signal('SIGTTIN');
+    await h.rt.settle();
+    const third = h.rt.children.at(-1)!;
+    assert.equal(third.slot, 3);
+    third.ready();
+    h.rt.signal('SIGTTOU');
+    await h.rt.settle();
+    assert.ok(third.got('drain'));
+    assert.equal(h.rt.alive().length, 2);
+  });
+
+  test('QUIT: every worker is asked to drain, STOPPING=1, and the master ends once all exited', async () => {
+    const h = await serving({ gracefulTimeout: '10', timeout: '0' });
+    for (const c of h.rt.alive()) c.exitOnStop = false;
+    h.rt.signal('SIGQUIT');
+    await h.rt.settle();
+    assert.ok(h.notes.includes('STOPPING'));
+    assert.ok(h.rt.alive().every((c) => c.got('drain')));
+    const [a, b] = h.rt.alive();
+    a!.die(0, null);
+    await h.rt.advance(9000);
+    assert.equal(await Promise.race([h.result.then(() => 'done'), Promise.resolve('waiting')]), 'waiting');
+    await h.rt.advance(1001);
+    assert.ok(b!.signals.includes('SIGKILL'), 'killed at graceful-timeout');
+    assert.ok(h.lines.some((l) => /still running 10\.0 s after it was told to stop \(shutdown \(SIGQUIT\)\); killing it/.test(l)));
+    assert.equal(await h.result, undefined, 'a clean stop');
+  });
+
+  test('the kill line after a fast shutdown reports the 2 s it allowed', async () => {
+    const h = await serving({ timeout: '0' });
+    for (const c of h.rt.alive()) c.exitOnStop = false;
+    h.rt.signal('SIGINT');
+    await h.rt.advance(2001);
+    assert.ok(h.lines.some((l) => /still running 2\.0 s after it was told to stop \(fast shutdown\)/.test(l)), h.lines.join('\n'));
+    assert.equal(await h.result, undefined);
+  });
+
+  test('an old generation draining uses its own graceful-timeout', async () => {
+    const h = await serving({ gracefulTimeout: '3', timeout: '0' });
+    for (const c of h.rt.alive(1)) c.exitOnStop = false;
+    h.nextReload = () => resolution({ gracefulTimeout: '60', timeout: '0' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    for (const c of h.rt.alive(2)) c.ready();
+    await h.rt.advance(3001);
+    assert.ok(h.rt.children.filter((c) => c.gen === 1).every((c) => c.signals.includes('SIGKILL')));
+  });
+});
+
+describe('describeExit', () => {
+  const gen = async () => new Generation(1, await resolution());
+  const handle = async (exit: { code: number | null; signal: NodeJS.Signals | null }) => {
+    const w = new WorkerHandle(new FakeRuntime().spawn({} as never), await gen(), 1, 0);
+    w.exit = exit;
+    return w;
+  };
+
+  test('a drained worker stopped cleanly', async () => {
+    const w = await handle({ code: 0, signal: null });
+    w.stopReason = 'TTOU';
+    assert.deepEqual(describeExit(w, 'draining'), { message: `${w.name} stopped (TTOU)`, level: 'info' });
+  });
+
+  test('an unexplained SIGKILL hints at the OOM killer; a segfault at a native addon', async () => {
+    assert.match(describeExit(await handle({ code: null, signal: 'SIGKILL' }), 'ready').message, /perhaps out of memory/);
+    assert.match(describeExit(await handle({ code: null, signal: 'SIGSEGV' }), 'ready').message, /native addon/);
+  });
+
+  test('a kill by corral says so and why', async () => {
+    const w = await handle({ code: null, signal: 'SIGKILL' });
+    w.killedBy = 'SIGKILL';
+    w.stopReason = 'timeout';
+    assert.deepEqual(describeExit(w, 'ready'), { message: `${w.name} was killed by corral (timeout)`, level: 'error' });
+  });
+
+  test('a failed boot carries its reason', async () => {
+    const w = await handle({ code: 3, signal: null });
+    w.bootFailure = { kind: 'init', message: 'app init failed: db down' };
+    assert.match(describeExit(w, 'booting').message, /exited with code 3 before it was ready: app init failed: db down/);
+  });
+});
+
+describe('Balancer', () => {
+  const workers = async (kept: Array<number | null>) => {
+    const g = new Generation(1, await resolution());
+    const rt = new FakeRuntime();
+    return kept.map((k, i) => {
+      const w = new WorkerHandle(rt.spawn({} as never), g, i + 1, 0);
+      w.kept = k;
+      return w;
+    });
+  };
+  const verdicts = (ws: WorkerHandle[]) => ws.map((w) => (w.child as FakeChild).sent.filter((m) => m.t === 'balance').at(-1));
+
+  test('a worker above its fair share plus slack is told to shed; the others are not', async () => {
+    const ws = await workers([30, 2]);
+    const b = new Balancer();
+    b.noteReport();
+    b.run(ws, 100);
+    assert.deepEqual(verdicts(ws), [{ t: 'balance', fair: 16, over: true }, { t: 'balance', fair: 16, over: false }]);
+  });
+
+  test('small differences are left alone, and nothing runs before every worker reported', async () => {
+    const b = new Balancer();
+    const even = await workers([10, 8]);
+    b.noteReport();
+    b.run(even, 100);
+    assert.ok(verdicts(even).every((v) => v?.t === 'balance' && !v.over));
+    const unknown = await workers([10, null]);
+    b.noteReport();
+    b.run(unknown, 200);
+    assert.deepEqual(verdicts(unknown), [undefined, undefined]);
+  });
+
+  test('it recomputes at most every 50 ms, and only when something changed', async () => {
+    const b = new Balancer();
+    const ws = await workers([5, 5]);
+    assert.equal(b.nextAt(), Infinity);
+    b.noteReport();
+    b.run(ws, 100);
+    b.noteReport();
+    b.run(ws, 120);
+    assert.equal(verdicts(ws).length, 2);
+    assert.equal((ws[0]!.child as FakeChild).sent.length, 1, 'not again within 50 ms');
+    assert.equal(b.nextAt(), 150);
+  });
+});

@@ -29,7 +29,8 @@ export interface MasterView {
   desired: number;
   serving: { ready: number; target: number } | undefined;
   lastReload: string;
-  /** When the master loop last ran (monotonic ms). */
+  /** Now and when the master loop last ran, on the master's monotonic clock (ms). */
+  now: number;
   lastTickAt: number;
   workers: readonly WorkerView[];
   listeners: ReadonlyArray<{ label: string; fd: number }>;
@@ -79,7 +80,7 @@ export class MasterMetrics {
   private readonly exits = new Map<ExitReason, number>(EXIT_REASONS.map((r) => [r, 0]));
   private readonly reloads = { ok: 0, failed: 0 };
   private readonly queues = new ListenQueues();
-  private readonly startedAt = performance.now();
+  private startedAt: number | undefined;
 
   constructor(
     private readonly view: () => MasterView,
@@ -87,6 +88,11 @@ export class MasterMetrics {
   ) {}
 
   // ---- what the master tells ----------------------------------------------------------
+
+  /** Counts from the master's start: call once when it starts. */
+  masterStarted(now: number): void {
+    this.startedAt = now;
+  }
 
   workerStarted(): void {
     this.starts++;
@@ -107,8 +113,9 @@ export class MasterMetrics {
 
   // ---- what is asked ------------------------------------------------------------------
 
-  live(now = performance.now()): HealthAnswer {
-    return liveness(this.view().lastTickAt, now);
+  live(): HealthAnswer {
+    const v = this.view();
+    return liveness(v.lastTickAt, v.now);
   }
 
   ready(): HealthAnswer {
@@ -169,8 +176,10 @@ export class MasterMetrics {
   }
 
   /** The live picture for `corral status`. */
-  status(now = performance.now()): StatusDoc {
+  status(): StatusDoc {
     const v = this.view();
+    const now = v.now;
+    this.startedAt ??= now;
     const queues = this.listenQueues(v);
     const s = (ms: number) => round3(Math.max(0, ms) / 1000);
     return {

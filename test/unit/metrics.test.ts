@@ -249,7 +249,7 @@ describe('exposition', () => {
   function view(workers: WorkerView[], over: Partial<MasterView> = {}): MasterView {
     return {
       phase: 'running', generation: 1, desired: 2, serving: { ready: 2, target: 2 }, lastReload: 'none yet',
-      lastTickAt: performance.now(), workers, listeners: [], backlog: 2048, ...over,
+      now: performance.now(), lastTickAt: performance.now(), workers, listeners: [], backlog: 2048, ...over,
     };
   }
 
@@ -285,9 +285,9 @@ describe('exposition', () => {
   test('status lists every worker with its pid, requests and figures', () => {
     const now = performance.now();
     const ws: WorkerView[] = [{ slot: 1, gen: 1, pid: 4242, state: 'ready', spawnedAt: now - 5000, lastCheckin: now - 200, rss: 1 << 20, inflight: 0 }];
-    const m = new MasterMetrics(() => view(ws));
+    const m = new MasterMetrics(() => view(ws, { now }));
     m.workerReported(ws[0]!, served(12));
-    const st = m.status(now);
+    const st = m.status();
     assert.equal(st.workers.length, 1);
     assert.equal(st.workers[0]!.pid, 4242);
     assert.equal(st.workers[0]!.requests, 12);

@@ -4,6 +4,7 @@ import { compileAccessFormat, type AccessRecord } from '../logging/access-format
 import type { Logger } from '../logging/logger.js';
 import type { AccessWriter } from './access-writer.js';
 import type { CorralResponse } from './response.js';
+import type { RequestMetrics } from './metrics.js';
 
 export interface RequestLogOptions {
   format: string;
@@ -12,6 +13,8 @@ export interface RequestLogOptions {
   slowMs: number;
   worker: string;
   log: Logger;
+  /** Counted once per request, where its line is produced. */
+  metrics?: RequestMetrics;
 }
 
 type WriteFn = (this: Socket, data: unknown, encoding: BufferEncoding, cb: (err?: Error | null) => void) => void;
@@ -85,6 +88,7 @@ export function requestLogger(opts: RequestLogOptions, batch: AccessBatch | unde
   return (res, status) => {
     const req = res.req;
     const durationMs = performance.now() - res.startedAt;
+    opts.metrics?.record(req.method, status, durationMs / 1000);
     write?.(res, status, durationMs);
     if (opts.slowMs > 0 && durationMs > opts.slowMs) {
       opts.log.warn({ method: req.method, url: req.url, status, duration_ms: Math.round(durationMs), request_id: res.requestId }, `slow request: ${req.method} ${req.url} took ${Math.round(durationMs)} ms`);

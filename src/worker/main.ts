@@ -6,12 +6,14 @@ import { createServer, ServerResponse, type Server } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
-import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
+import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
 import { AccessBatch, requestLogger } from './access-log.js';
 import { CorralResponse } from './response.js';
 import { AccessWriter } from './access-writer.js';
+import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec) {
@@ -27,6 +29,10 @@ const tracker = new ConnectionTracker();
 const access = spec.logs.access && new AccessWriter(spec.logs.access, { errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m) => log.error(m) });
 const accessBatch = access && new AccessBatch(access);
 const servers: Server[] = [];
+const requestMetrics = new RequestMetrics(spec.metrics === true);
+const loopDelay = new EventLoopDelay();
+const appPath = parseAppRef(spec.app).path;
+const appMetrics = spec.metrics ? new AppMetrics(isAbsolute(appPath) ? appPath : resolvePath(spec.cwd, appPath), (err) => log.debug({ err }, 'cannot read the app\'s prom-client registry')) : undefined;
 let app: LoadedApp | undefined;
 let stopping: 'drain' | 'fast' | undefined;
 let heartbeat: NodeJS.Timeout | undefined;
@@ -114,6 +120,7 @@ async function boot(): Promise<void> {
       slowMs: spec!.logs.slowMs,
       worker: workerName,
       log,
+      metrics: requestMetrics,
     }, accessBatch),
   });
   try {
@@ -169,7 +176,7 @@ function reportConns(): void {
 }
 
 function beat(): void {
-  send({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, busy: tracker.oldest() });
+  send({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, busy: tracker.oldest(), m: figures(requestMetrics, loopDelay, appMetrics, performance.now()) });
 }
 
 async function drain(why: string): Promise<void> {

@@ -51,9 +51,12 @@ export class RequestMetrics {
   }
 }
 
+/** The sampling timer's period (ms); perf_hooks reports whole periods, so it is subtracted. */
+const ELD_RESOLUTION_MS = 10;
+
 /** The event-loop delay (perf_hooks), read and reset at each heartbeat. */
 export class EventLoopDelay {
-  private readonly h: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private readonly h: IntervalHistogram = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
 
   constructor() {
     this.h.enable();
@@ -61,7 +64,7 @@ export class EventLoopDelay {
 
   /** 99th percentile since the last call, in seconds. */
   take(): number {
-    const p = this.h.count > 0 ? this.h.percentile(99) / 1e9 : 0;
+    const p = this.h.count > 0 ? Math.max(0, this.h.percentile(99) / 1e6 - ELD_RESOLUTION_MS) / 1000 : 0;
     this.h.reset();
     return p;
   }

@@ -9,6 +9,11 @@ import { EXIT } from './exit-codes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** Each command's module is loaded only when that command runs, keeping the master small. */
 function program(): Command {
   const root = new Command('corral')
@@ -20,6 +25,17 @@ function program(): Command {
     .description('run the master: bind, fork workers, supervise (the default command)')
     .argument('[app]', 'module to serve, APP[:EXPORT]')
     .action(async (app: string | undefined, opts: Record<string, unknown>) => (await import('./commands/serve.js')).serve(cliLayer(opts, app)));
+
+  addSettingOptions(root.command('dev'))
+    .description('development: one worker, reload on every saved change, errors shown, the last good worker kept serving')
+    .argument('[app]', 'module to serve, APP[:EXPORT]')
+    .option('--watch <PATH>', 'watch this file or directory instead of the app\'s directory (repeatable); .env and the config file are always watched', collect)
+    .option('--ignore <GLOB>', 'also ignore paths matching this glob (repeatable; `*.tmp`, `data/**`); node_modules, .git, build outputs and the logs are ignored already', collect)
+    .option('--poll', 'detect changes by polling instead of inotify (network and container mounts)')
+    .option('--poll-interval <MS>', 'with --poll: how often to look, in milliseconds (default 500)')
+    .option('--debounce <MS>', 'wait this long after the last change before reloading, in milliseconds (default 20)')
+    .option('--no-spare', 'do not keep a warm spare worker process (each reload then starts Node afresh)')
+    .action(async (app: string | undefined, opts: Record<string, unknown>) => (await import('./commands/dev.js')).dev(cliLayer(opts, app), opts));
 
   addSettingOptions(root.command('check'))
     .description('validate settings, load the app once, check binds and log paths')

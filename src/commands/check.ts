@@ -7,7 +7,7 @@ import type { ResolvedConfig, SettingName } from '../config/settings.js';
 import { CorralError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { parseBind } from '../listeners/bind-spec.js';
-import { parseListenFds } from '../listeners/systemd-fds.js';
+import { parseListenFds } from '../systemd/listen-fds.js';
 import { loadApp } from '../worker/app-loader.js';
 import { requireApp } from './serve.js';
 

@@ -9,9 +9,11 @@ import { checkLogTargets, logTargets, type Target } from '../logging/destination
 import { ErrorLog } from '../logging/error-log.js';
 import { createLogger } from '../logging/logger.js';
 import { Sink } from '../logging/sink.js';
-import { isJournalStream } from '../logging/syslog.js';
+import { isJournalStream } from '../systemd/journal.js';
+import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
-import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import { Notifier } from '../systemd/notify.js';
+import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
@@ -33,7 +35,7 @@ export function requireApp(r: Resolution): void {
 }
 
 /** Opens the log writers the master alone owns. */
-async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
+export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
   const cfg = r.config;
   const targets = logTargets(r, cwd);
   checkLogTargets(targets, cfg.logDir, cwd);
@@ -66,7 +68,7 @@ function summary(r: Resolution): Record<string, string> {
 export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise<void> {
   const realEnv = { ...process.env };
   const cwd = process.cwd();
-  const resolution = await resolveConfig({ cli, env: realEnv, cwd });
+  const resolution = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
   requireApp(resolution);
   const cfg = resolution.config;
   const notifier = new Notifier(process.env);
@@ -80,9 +82,8 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
   (await import('../master/pid1.js')).warnIfPid1(log);
 
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
-  for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete realEnv[k];
+  const baseEnv = workerEnv(process.env);
+  for (const k of LISTEN_ENV) delete realEnv[k];
 
   const master = new Master({
     resolution,
@@ -96,7 +97,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     onServing: enableOptimizer,
     version: corralVersion(),
     reloadConfig: async () => {
-      const next = await resolveConfig({ cli, env: realEnv, cwd });
+      const next = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
       requireApp(next);
       return next;
     },

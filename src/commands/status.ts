@@ -2,7 +2,7 @@ import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { candidateSocketPaths } from '../control/path.js';
+import { candidateSocketPaths, distrust } from '../control/path.js';
 import { CorralError } from '../errors.js';
 import type { StatusDoc } from '../metrics/master-metrics.js';
 
@@ -57,16 +57,15 @@ export function findMaster(pidText: string | undefined, name: string | undefined
   throw new CorralError('E_STATUS_TARGET', `no running corral master found in ${dirs.join(', ')}: give its PID${name === undefined ? ' or --name NAME' : ''}`);
 }
 
-/** A control socket is trusted only if it belongs to the user the master runs as. */
+/** A control socket is trusted only if its owner is the user the master runs as (see `distrust`). */
 function checkOwner(pid: number, path: string): void {
-  let sock, proc;
+  let why: string | undefined;
   try {
-    sock = lstatSync(path);
-    proc = statSync(`/proc/${pid}`);
+    why = distrust(path, lstatSync(path), statSync(`/proc/${pid}`).uid, pid);
   } catch (err) {
-    throw new CorralError('E_STATUS_TARGET', `cannot check ${path}: ${(err as Error).message}`);
+    why = `cannot check ${path}: ${(err as Error).message}`;
   }
-  if (!sock.isSocket() || sock.uid !== proc.uid) throw new CorralError('E_STATUS_TARGET', `${path} is not a socket of master ${pid}'s user (uid ${proc.uid}); not trusted`);
+  if (why !== undefined) throw new CorralError('E_STATUS_TARGET', `not trusting the control socket of PID ${pid}: ${why}`);
 }
 
 export function askStatus(path: string, pid: number, timeoutMs: number): Promise<StatusDoc> {
@@ -99,7 +98,8 @@ export function askStatus(path: string, pid: number, timeoutMs: number): Promise
           clearTimeout(timer);
           s.removeAllListeners('close');
           s.destroy();
-          return resolve({ master: msg.master!, listeners: msg.listeners!, workers: msg.workers! });
+          if (msg.master?.pid !== pid) return fail(`the socket answers for PID ${msg.master?.pid}, not ${pid}`);
+          return resolve({ master: msg.master, listeners: msg.listeners!, workers: msg.workers! });
         }
         if (msg.t === 'error') return fail(msg.message ?? 'error');
       }

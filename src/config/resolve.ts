@@ -110,8 +110,11 @@ function parseValue(name: SettingName, raw: unknown, source: Source): unknown {
   try {
     return settingOf(name).type.parse(raw);
   } catch (err) {
-    if (!(err instanceof RuleError)) throw err;
-    throw new CorralError('E_CONFIG_VALUE', `${kebab(name)} (from ${describeSource(source)}): ${err.message}`);
+    if (err instanceof RuleError) throw new CorralError('E_CONFIG_VALUE', `${kebab(name)} (from ${describeSource(source)}): ${err.message}`);
+    // A value from a config module can be any object; one whose conversion throws
+    // (a toString that throws, an object without a prototype) is still bad input.
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new CorralError('E_CONFIG_VALUE', `${kebab(name)} (from ${describeSource(source)}): the value cannot be read as a setting (${reason.split('\n')[0]})`, { cause: err });
   }
 }
 

@@ -6,6 +6,7 @@
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import { compileAccessFormat } from '../logging/access-format.js';
+import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
 import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
@@ -54,8 +55,6 @@ const metricsBindItem = (s: string): string | undefined => {
     return (err as Error).message;
   }
 };
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const SETTINGS = {
   app: setting({
@@ -166,9 +165,12 @@ export const SETTINGS = {
   }),
   maxHeaderSize: setting({
     section: 'HTTP',
-    type: bytes({ min: 1024 }),
+    // Node and llhttp accept any size (http.createServer's maxHeaderSize has no upper
+    // bound), but every connection may buffer this much while its headers arrive; 1 MiB
+    // is far above what proxies forward (nginx: 4 buffers of 8 KiB by default).
+    type: bytes({ min: 1024, max: 1024 ** 2 }),
     default: 16384,
-    doc: 'Largest accepted size of a request\'s headers (larger: 431).',
+    doc: 'Largest accepted size of a request\'s headers (larger: 431); at most 1M.',
   }),
   config: setting({
     section: 'Config',
@@ -214,7 +216,7 @@ export const SETTINGS = {
   }),
   logLevel: setting({
     section: 'Logs',
-    type: oneOf(LOG_LEVELS),
+    type: oneOf(LOG_LEVEL_CHOICES),
     default: 'info',
     doc: 'Lowest level written to the error log.',
   }),

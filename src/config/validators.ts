@@ -63,9 +63,11 @@ export function seconds(min: number, opts: { zeroDisables?: boolean; max?: numbe
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
 /** A size in bytes, with optional K/M/G suffix (powers of 1024). */
-export function bytes(opts: { zeroDisables?: boolean; min?: number } = {}): ValueType<number> {
+export function bytes(opts: { zeroDisables?: boolean; min?: number; max?: number } = {}): ValueType<number> {
   const min = opts.min ?? 0;
-  const rule = `must be a size like 512M, 1G or a number of bytes${opts.zeroDisables ? ' (0 disables)' : ''}${min > 0 ? `, at least ${min}` : ''}`;
+  const max = opts.max ?? Number.MAX_SAFE_INTEGER;
+  const bounds = [min > 0 ? `at least ${min}` : '', opts.max !== undefined ? `at most ${formatSize(opts.max)}` : ''].filter(Boolean).join(' and ');
+  const rule = `must be a size like 512M, 1G or a number of bytes${opts.zeroDisables ? ' (0 disables)' : ''}${bounds ? `, ${bounds}` : ''}`;
   return {
     kind: 'size',
     arg: 'SIZE',
@@ -79,7 +81,7 @@ export function bytes(opts: { zeroDisables?: boolean; min?: number } = {}): Valu
         n = Math.round(Number(m[1]) * unit);
       } else throw new RuleError(`${describe(raw)} is not valid: ${rule}`);
       if (opts.zeroDisables && n === 0) return 0;
-      if (!Number.isFinite(n) || n < Math.max(min, 1) || !Number.isInteger(n)) throw new RuleError(`${describe(raw)} is not valid: ${rule}`);
+      if (!Number.isFinite(n) || n < Math.max(min, 1) || n > max || !Number.isInteger(n)) throw new RuleError(`${describe(raw)} is not valid: ${rule}`);
       return n;
     },
     show: (v) => (v === 0 && opts.zeroDisables ? '0 (off)' : formatSize(v)),

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { CorralError } from '../errors.js';
 
 /**
  * Where a master's control socket lives: $RUNTIME_DIRECTORY (systemd RuntimeDirectory=)
@@ -28,4 +29,66 @@ export function candidateSocketPaths(pid: number): string[] {
   }
   out.push(join(tmpdir(), `corral-${pid}.sock`));
   return [...new Set(out)];
+}
+
+/**
+ * The control socket of master PID that a client may believe: the first candidate that
+ * exists and passes `distrust`. Throws E_RELOAD_TARGET when PID does not exist, has no
+ * socket, or only sockets that someone other than PID's user could have put there.
+ *
+ * Why file ownership: Node has no SO_PEERCRED, so the client cannot ask the kernel who
+ * listens. It can check who owns the socket file and that nobody else could have swapped
+ * it: the file belongs to the user that runs PID (the owner of /proc/PID), is writable by
+ * no one else, and sits in a directory where only root or that user can replace it (or a
+ * sticky one such as /tmp, where only the file's owner can). A socket that passes was made
+ * by PID's user, who can signal PID anyway; the hello then has to name PID itself.
+ */
+export function trustedSocketPath(pid: number): string {
+  const owner = processOwner(pid);
+  const candidates = candidateSocketPaths(pid);
+  const refused: string[] = [];
+  for (const path of candidates) {
+    let st: Stats;
+    try {
+      st = lstatSync(path);
+    } catch {
+      continue;
+    }
+    const why = distrust(path, st, owner, pid);
+    if (why === undefined) return path;
+    refused.push(why);
+  }
+  if (refused.length > 0) throw new CorralError('E_RELOAD_TARGET', `not trusting the control socket of PID ${pid}: ${refused.join('; ')}; nothing was signalled`);
+  throw new CorralError('E_RELOAD_TARGET', `PID ${pid} has no corral control socket (looked in ${candidates.join(', ')}); is it a corral master? Nothing was signalled`);
+}
+
+/** The uid that runs PID: the owner of /proc/PID. */
+function processOwner(pid: number): number {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw new CorralError('E_RELOAD_TARGET', `no process with PID ${pid}`);
+    }
+    throw new CorralError('E_RELOAD_TARGET', `cannot see /proc/${pid} (is /proc mounted with hidepid?); run as the service's user or root`);
+  }
+}
+
+/** Why a socket file at `path` might not be the master's; undefined when it can be trusted. */
+export function distrust(path: string, st: Stats, owner: number, pid: number): string | undefined {
+  if (!st.isSocket()) return `${path} is not a socket`;
+  if (st.uid !== owner) return `${path} belongs to uid ${st.uid}, but PID ${pid} runs as uid ${owner}`;
+  if ((st.mode & 0o022) !== 0) return `${path} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;
+  const dir = dirname(path);
+  let d: Stats;
+  try {
+    d = statSync(dir);
+  } catch {
+    return `${dir} cannot be read`;
+  }
+  if (d.uid !== 0 && d.uid !== owner) return `its directory ${dir} belongs to uid ${d.uid}, who could replace it`;
+  if ((d.mode & 0o002) !== 0 && (d.mode & 0o1000) === 0) return `its directory ${dir} is writable by anyone and not sticky, so anyone could replace it`;
+  return undefined;
 }

@@ -1,15 +1,20 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { MAX_CLIENT_BYTES, type Hello, type ReloadEvent, type ServerMessage } from './protocol.js';
 
-export type ControlEvent = { t: 'reload'; seq: number; ok: boolean; detail: string };
+export type ControlEvent = ReloadEvent;
+
+const IDLE_BEFORE_WATCH_MS = 10_000;
 
 /** A request-response command: its answer is written as one JSON line `{t: NAME, ...answer}`. */
 export type ControlHandler = () => Record<string, unknown>;
 
 /**
- * The master's control socket (mode 0600): a client says `watch`, learns how many reloads
- * have started, and then hears of every reload that finishes. `corral reload --wait`
- * uses it to return only when the reload it asked for is done.
+ * The master's control socket (mode 0600): a client says `watch`, hears a hello with the
+ * master's PID and how many reloads have started, and then hears of every reload that
+ * finishes. `corral reload` uses the hello to check that PID is this master before it
+ * signals, and with --wait returns only when the reload it asked for is done.
  */
 export class ControlServer {
   private readonly clients = new Set<Socket>();
@@ -49,8 +54,7 @@ export class ControlServer {
   }
 
   broadcast(ev: ControlEvent): void {
-    const line = JSON.stringify(ev) + '\n';
-    for (const c of this.clients) c.write(line);
+    for (const c of this.clients) send(c, ev);
   }
 
   close(): void {
@@ -65,26 +69,33 @@ export class ControlServer {
 
   private accept(s: Socket): void {
     s.unref();
-    s.setEncoding('utf8');
-    let buf = '';
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > 4096) return void s.destroy();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const cmd = buf.slice(0, i).trim();
-        buf = buf.slice(i + 1);
-        if (cmd === 'watch') {
-          this.clients.add(s);
-          s.write(JSON.stringify({ t: 'hello', pid: process.pid, seq: this.seq() }) + '\n');
-        } else if (this.handlers.has(cmd)) {
-          s.write(JSON.stringify({ ...this.handlers.get(cmd)!(), t: cmd }) + '\n');
-        } else {
-          s.write(JSON.stringify({ t: 'error', message: `unknown command ${JSON.stringify(cmd)}` }) + '\n');
-        }
+    // A peer that never says `watch` is not a corral client; a watcher may wait for minutes.
+    s.setTimeout(IDLE_BEFORE_WATCH_MS, () => {
+      if (!this.clients.has(s)) s.destroy();
+    });
+    let received = 0;
+    s.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > MAX_CLIENT_BYTES) s.destroy();
+    });
+    createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
+      const cmd = line.trim();
+      if (cmd === 'watch') {
+        this.clients.add(s);
+        s.setTimeout(0);
+        const hello: Hello = { t: 'hello', pid: process.pid, seq: this.seq() };
+        send(s, hello);
+      } else if (this.handlers.has(cmd)) {
+        if (!s.destroyed) s.write(JSON.stringify({ ...this.handlers.get(cmd)!(), t: cmd }) + '\n');
+      } else {
+        send(s, { t: 'error', message: `unknown command ${JSON.stringify(cmd.slice(0, 80))}` });
       }
     });
     s.on('close', () => this.clients.delete(s));
     s.on('error', () => this.clients.delete(s));
   }
+}
+
+function send(s: Socket, msg: ServerMessage): void {
+  if (!s.destroyed) s.write(JSON.stringify(msg) + '\n');
 }

@@ -89,8 +89,8 @@ export type MasterMessage =
   | { t: 'stop' }
   /** Reopen the access log: by the same name (USR1, logrotate), or at `path` (built-in rotation). */
   | { t: 'reopen'; path?: string }
-  /** The fair share of kept connections, and whether this worker holds more than its share. */
-  | { t: 'balance'; fair: number; over: boolean };
+  /** The most kept connections this worker should hold (it holds more), or null when it is within its share. */
+  | { t: 'balance'; limit: number | null };
 
 /** Exit codes a worker uses so the master can tell why it died before it could say so. */
 export const WORKER_EXIT = { APP_LOAD: 4, INIT: 3 } as const;

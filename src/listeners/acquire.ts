@@ -1,9 +1,10 @@
-import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
 import type { BindSpec } from './bind-spec.js';
-import { clearListenEnv, parseListenFds } from './systemd-fds.js';
+import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from '../systemd/listen-fds.js';
 
 /** A listening socket owned by the master for its whole life and shared with every worker. */
 export interface Listener {
@@ -18,6 +19,7 @@ export interface Listener {
 interface RawHandle {
   fd: number;
   getsockname?(out: Record<string, unknown>): number;
+  getpeername?(out: Record<string, unknown>): number;
 }
 
 type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
@@ -41,14 +43,17 @@ const held: RawHandle[] = [];
  * LISTEN_* are removed from the environment either way.
  */
 export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode: number }): Promise<Listener[]> {
-  const passed = parseListenFds(process.env, process.pid);
-  clearListenEnv(process.env);
+  let passed;
+  try {
+    passed = parseListenFds(process.env, process.pid, openDescriptorsFrom3());
+  } finally {
+    clearListenEnv(process.env);
+  }
   if (passed.length > 0) {
-    const listeners = passed.map((p) => {
-      assertSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
+    return passed.map((p) => {
+      assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
       return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {} };
     });
-    return listeners;
   }
   const listeners: Listener[] = [];
   try {
@@ -60,7 +65,22 @@ export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode
   return listeners;
 }
 
-function assertSocket(fd: number, what: string): void {
+/** How many descriptors from fd 3 up this process has open: the most LISTEN_FDS can name. */
+function openDescriptorsFrom3(): number {
+  try {
+    return readdirSync('/proc/self/fd').filter((n) => Number(n) >= 3).length;
+  } catch {
+    return MAX_DESCRIPTORS; // no /proc: each descriptor is still checked below
+  }
+}
+
+/**
+ * A passed descriptor must be a stream socket that can accept connections: bound or
+ * listening TCP, or a unix stream socket. A UDP socket or a connection (a socket unit
+ * with Accept=yes, or a connected fd://N) would only fail in every worker's listen(),
+ * and the restarts would loop; here it is one configuration error.
+ */
+function assertStreamSocket(fd: number, what: string): void {
   let ok = false;
   try {
     ok = fstatSync(fd).isSocket();
@@ -68,18 +88,58 @@ function assertSocket(fd: number, what: string): void {
     ok = false;
   }
   if (!ok) throw new CorralError('E_LISTEN_FDS', `${what} is not an open socket`);
+  // libuv tells the socket's type (getsockopt SO_TYPE, getsockname) and refuses anything
+  // but a TCP or unix stream socket. The handle then owns the fd; it is kept for good.
+  const h = createServerHandle()(null, 0, 0, fd);
+  if (typeof h === 'number') {
+    throw new CorralError('E_LISTEN_FDS', `${what} is not a stream socket (a UDP or other datagram socket?): corral serves HTTP over TCP or unix stream sockets (ListenStream= in a socket unit)`);
+  }
+  held.push(h);
+  const peer: Record<string, unknown> = {};
+  if (typeof h.getpeername === 'function') {
+    if (h.getpeername(peer) === 0) throw connectedError(what, `to ${String(peer.address)}:${String(peer.port)}`);
+    const local: Record<string, unknown> = {};
+    if (h.getsockname?.(local) === 0 && local.port === 0) {
+      throw new CorralError('E_LISTEN_FDS', `${what} is a TCP socket bound to no address; pass a socket that is bound (or listening)`);
+    }
+  } else if (unixSocketState(fd) === 'connected') {
+    throw connectedError(what, 'over a unix socket');
+  }
+}
+
+function connectedError(what: string, peer: string): CorralError {
+  return new CorralError('E_LISTEN_FDS', `${what} is a connected socket (a connection ${peer}), not one to accept connections on; a socket unit for corral needs Accept=no (the default)`);
+}
+
+/**
+ * The state of a unix socket from /proc/net/unix (found by the inode behind
+ * /proc/self/fd/N): "connected" is St 03 (SS_CONNECTED). Undefined when it cannot be
+ * told (no /proc, another network namespace): the workers' listen() is the judge then.
+ */
+function unixSocketState(fd: number): 'connected' | 'other' | undefined {
+  try {
+    const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+    if (!inode) return undefined;
+    for (const line of readFileSync('/proc/self/net/unix', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[6] === inode) return f[5] === '03' ? 'connected' : 'other';
+    }
+  } catch {
+    // not Linux, or /proc not mounted
+  }
+  return undefined;
 }
 
 async function bindOne(b: BindSpec, opts: { unixSocketMode: number }): Promise<Listener> {
   const create = createServerHandle();
   if (b.kind === 'fd') {
-    assertSocket(b.fd, `--bind ${b.text}`);
+    assertStreamSocket(b.fd, `--bind ${b.text}`);
     return { fd: b.fd, label: b.text, cleanup: () => {} };
   }
   if (b.kind === 'unix') {
     await removeStaleSocket(b.path, b.text);
     const h = create(b.path, -1, -1);
-    if (typeof h === 'number') throw bindError(h, b.text);
+    if (typeof h === 'number') throw unixBindError(h, b.path, b.text);
     held.push(h);
     chmodSync(b.path, opts.unixSocketMode);
     return { fd: h.fd, label: b.text, cleanup: () => safeUnlink(b.path) };
@@ -111,9 +171,36 @@ async function resolveHost(host: string, text: string): Promise<string> {
 function bindError(errno: number, text: string): CorralError {
   const name = getSystemErrorName(errno);
   if (name === 'EADDRINUSE') return new CorralError('E_BIND_IN_USE', `cannot bind ${text}: address already in use (another process listens there; stop it or choose another --bind)`);
-  if (name === 'EACCES' || name === 'EPERM') return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a systemd socket unit can bind for you; unix sockets need a writable directory)`);
+  if (name === 'EACCES' || name === 'EPERM') return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a systemd socket unit can bind for you)`);
   if (name === 'EADDRNOTAVAIL') return new CorralError('E_BIND_FAILED', `cannot bind ${text}: address not available on this host`);
   return new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${name}`);
+}
+
+/**
+ * libuv reports a missing directory as EACCES too (uv_pipe_bind maps ENOENT to it), so
+ * the directory is looked at to say which it is.
+ */
+function unixBindError(errno: number, path: string, text: string): CorralError {
+  const name = getSystemErrorName(errno);
+  if (name !== 'EACCES' && name !== 'EPERM' && name !== 'ENOENT') return bindError(errno, text);
+  const dir = dirname(resolve(path));
+  const uid = process.getuid?.() ?? '?';
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      return new CorralError('E_BIND_DENIED', `cannot bind ${text}: the directory ${dir} cannot be reached by uid ${uid} that corral runs as (${(err as NodeJS.ErrnoException).code} on a parent directory)`);
+    }
+    return new CorralError('E_BIND_FAILED', `cannot bind ${text}: the directory ${dir} does not exist (create it; under systemd, RuntimeDirectory= makes /run/NAME for the service)`);
+  }
+  if (!isDir) return new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    return new CorralError('E_BIND_DENIED', `cannot bind ${text}: the directory ${dir} is not writable by uid ${uid} that corral runs as (make it writable for that user, or let systemd create it with RuntimeDirectory=)`);
+  }
+  return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (${name}) creating the socket in ${dir}`);
 }
 
 /** A socket file left by a process that died is removed; one that still answers is in use. */

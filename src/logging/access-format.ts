@@ -2,6 +2,8 @@
  * Access log formats: `json` (default), `combined`, `common` (Apache/nginx), or a template
  * with {fields}. Compiled once per worker into a function from one request to one line.
  */
+import { prettyAccessFormat } from './access-pretty.js';
+
 export interface AccessRecord {
   time: Date;
   method: string;
@@ -133,6 +135,8 @@ export function compileAccessFormat(format: string): AccessFormatter {
   if (format === 'json') return json;
   if (format === 'common') return common;
   if (format === 'combined') return combined;
+  const terminal = prettyAccessFormat(format);
+  if (terminal) return terminal;
   if (!format.includes('{')) throw new Error(`must be json, combined, common, or a template with {fields} such as "{method} {url} {status}"`);
   const parts: Array<string | ((r: AccessRecord) => string)> = [];
   const re = /\{([^{}]*)\}/g;

@@ -1,13 +1,18 @@
 import type { WorkerHandle } from './worker-handle.js';
 
+/** The most kept connections a worker may hold: its fair share plus slack, so small differences are left alone. */
+export function shareLimit(fair: number): number {
+  return Math.ceil(fair + Math.max(2, Math.ceil(0.1 * fair)));
+}
+
 /** How often the master may recompute the balance of kept connections. */
 export const BALANCE_MS = 50;
 
 /**
  * Keep-alive balance. Workers accept directly, so a burst of new connections can land
  * mostly on one worker and stay there. From one snapshot of every serving worker's count of
- * kept connections the master computes the fair share and tells each worker whether it is
- * over it; an over worker answers some of its kept clients with Connection: close, and they
+ * kept connections the master computes the fair share and tells a worker above it the
+ * limit to come down to (null: not over); an over worker answers some of its kept clients with Connection: close, and they
  * reconnect. Churn (one request per connection) is never counted, so it is never disturbed.
  */
 export class Balancer {
@@ -33,13 +38,12 @@ export class Balancer {
       return;
     }
     const total = serving.reduce((sum, w) => sum + (w.kept ?? 0), 0);
-    const fair = total / serving.length;
-    const limit = Math.ceil(fair + Math.max(2, Math.ceil(0.1 * fair)));
+    const limit = shareLimit(total / serving.length);
     this.anyOver = false;
     for (const w of serving) {
       const over = (w.kept ?? 0) > limit;
       this.anyOver ||= over;
-      w.send({ t: 'balance', fair, over });
+      w.send({ t: 'balance', limit: over ? limit : null });
     }
   }
 }

@@ -5,7 +5,7 @@ import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
-import type { Notifier } from './notify.js';
+import type { Notifier } from '../systemd/notify.js';
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
@@ -71,7 +71,9 @@ export interface MasterDeps {
   onServing?(): void;
   /** corral's version, for corral_build_info. */
   version?: string;
-  /** Defaults to the real processes, clock, signals and timers. */
+  /** Called when a reload has finished, with its result (dev: the terminal says so). */
+  onReload?: (ok: boolean, detail: string) => void;
+  /** Defaults to the real processes, clock, signals and timers (dev swaps in warm spares). */
   runtime?: MasterRuntime;
 }
 
@@ -286,6 +288,7 @@ export class Master {
     else this.d.log.error(`reload #${this.reloadSeq} failed, previous generation keeps serving: ${detail}`);
     this.d.notifier.ready(this.status());
     this.d.control?.broadcast({ t: 'reload', seq: this.reloadSeq, ok, detail });
+    this.d.onReload?.(ok, detail);
     if (this.reloadQueued && this.phase === 'running') {
       this.reloadQueued = false;
       this.startReload();

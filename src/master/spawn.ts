@@ -74,16 +74,23 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
  * master when captured), the listeners, the IPC channel, the master's access stream (when
  * access lines go to a stream) and the error-log channel.
  */
-export function spawnWorker(ctx: SpawnContext, logs: MasterLogs): ChildProcess {
+/** Starts the process only; the master's error log is connected by spawnWorker. */
+export function startWorkerProcess(ctx: SpawnContext, entry = WORKER_ENTRY): ChildProcess {
   const spec = workerSpec(ctx);
   const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
   const stream = ctx.access?.dest.kind === 'stream' ? ctx.access.dest.masterFd : undefined;
-  const child = spawn(process.execPath, [WORKER_ENTRY], {
+  const child = spawn(process.execPath, [entry], {
     cwd: ctx.cwd,
     env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(spec) },
     stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', stream ?? 'ignore', 'pipe'],
     serialization: 'json',
   });
+  return child;
+}
+
+/** Starts a worker and connects its error-log channel and captured output to the master's error log. */
+export function spawnWorker(ctx: SpawnContext, logs: MasterLogs): ChildProcess {
+  const child = startWorkerProcess(ctx);
   attachWorkerLogs(child, `${ctx.gen}.${ctx.slot}`, logs, ctx.listeners.length);
   return child;
 }

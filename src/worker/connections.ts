@@ -105,12 +105,11 @@ export class ConnectionTracker {
   }
 
   /**
-   * The master's verdict from one snapshot of every worker's count: a worker over its share
-   * (plus slack, so small differences are left alone) sheds its excess, never more than it has.
+   * The master's verdict from one snapshot of every worker's count: a worker over its limit
+   * sheds its excess, never more than it has.
    */
-  balance(fair: number, over: boolean): void {
-    const limit = Math.ceil(fair + Math.max(2, Math.ceil(0.1 * fair)));
-    this.shedBudget = over ? Math.max(0, this.kept - this.shedding - limit) : 0;
+  balance(limit: number | null): void {
+    this.shedBudget = limit === null ? 0 : Math.max(0, this.kept - this.shedding - limit);
   }
 
   /** Its response is finished or aborted. */

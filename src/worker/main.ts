@@ -55,7 +55,7 @@ process.on('disconnect', masterGone);
 process.on('message', (msg: MasterMessage) => {
   if (msg.t === 'drain') void drain('master');
   else if (msg.t === 'stop') fastStop();
-  else if (msg.t === 'balance') tracker.balance(msg.fair, msg.over);
+  else if (msg.t === 'balance') tracker.balance(msg.limit);
   else if (msg.t === 'reopen') reopenAccessLog(msg.path);
 });
 process.on('uncaughtException', (err) => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseBind } from '../../src/listeners/bind-spec.js';
-import { clearListenEnv, parseListenFds } from '../../src/listeners/systemd-fds.js';
+import { clearListenEnv, parseListenFds } from '../../src/systemd/listen-fds.js';
 import { parseCpuMax } from '../../src/config/cpus.js';
+import { CorralError } from '../../src/errors.js';
 
 describe('bind addresses', () => {
   test('accepted forms', () => {
@@ -44,6 +45,26 @@ describe('systemd socket activation variables', () => {
   test('malformed variables are configuration errors', () => {
     assert.throws(() => parseListenFds({ LISTEN_FDS: 'two', LISTEN_PID: '42' }, 42), /LISTEN_FDS="two" is not a number/);
     assert.throws(() => parseListenFds({ LISTEN_FDS: '2', LISTEN_PID: '42', LISTEN_FDNAMES: 'web' }, 42), /LISTEN_FDNAMES has 1 name\(s\) but LISTEN_FDS=2/);
+  });
+
+  test('LISTEN_PID: another PID means the variables are not ours, even when malformed; a non-PID is an error', () => {
+    assert.deepEqual(parseListenFds({ LISTEN_FDS: 'garbage', LISTEN_PID: '7' }, 42), []);
+    for (const bad of ['abc', '', '-1', '0', '42abc', '4.2']) {
+      assert.throws(() => parseListenFds({ LISTEN_FDS: '1', LISTEN_PID: bad }, 42), (err: unknown) => {
+        assert.ok(err instanceof CorralError);
+        assert.equal(err.code, 'E_LISTEN_FDS');
+        assert.equal(err.exitCode, 78);
+        assert.match(err.message, new RegExp(`^LISTEN_PID=${JSON.stringify(JSON.stringify(bad)).slice(1, -1)} is not a process ID`));
+        return true;
+      });
+    }
+  });
+
+  test('LISTEN_FDS cannot name more descriptors than are open', () => {
+    assert.throws(() => parseListenFds({ LISTEN_FDS: '99999999999', LISTEN_PID: '42' }, 42, 5), /LISTEN_FDS=99999999999 is more descriptors than this process has open from fd 3 up \(5\)/);
+    assert.deepEqual(parseListenFds({ LISTEN_FDS: '2', LISTEN_PID: '42' }, 42, 2).map((p) => p.fd), [3, 4]);
+    // without a bound from the caller, a huge count is still no RangeError
+    assert.throws(() => parseListenFds({ LISTEN_FDS: '99999999999', LISTEN_PID: '42' }, 42), /is more descriptors than/);
   });
 
   test('clearListenEnv removes every LISTEN_ variable', () => {

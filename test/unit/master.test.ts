@@ -279,7 +279,7 @@ describe('Balancer', () => {
     const b = new Balancer();
     b.noteReport();
     b.run(ws, 100);
-    assert.deepEqual(verdicts(ws), [{ t: 'balance', fair: 16, over: true }, { t: 'balance', fair: 16, over: false }]);
+    assert.deepEqual(verdicts(ws), [{ t: 'balance', limit: 18 }, { t: 'balance', limit: null }]);
   });
 
   test('small differences are left alone, and nothing runs before every worker reported', async () => {
@@ -287,7 +287,7 @@ describe('Balancer', () => {
     const even = await workers([10, 8]);
     b.noteReport();
     b.run(even, 100);
-    assert.ok(verdicts(even).every((v) => v?.t === 'balance' && !v.over));
+    assert.ok(verdicts(even).every((v) => v?.t === 'balance' && v.limit === null));
     const unknown = await workers([10, null]);
     b.noteReport();
     b.run(unknown, 200);

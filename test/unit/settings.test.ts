@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { loadConfigFile } from '../../src/config/file.js';
 import { resolveConfig, describeSource } from '../../src/config/resolve.js';
 import { SETTING_NAMES, envName, kebab } from '../../src/config/settings.js';
 import { bytes, integer, seconds, fileMode, boolean } from '../../src/config/validators.js';
@@ -36,6 +37,8 @@ describe('validators', () => {
     assert.equal(bytes().parse('1g'), 1024 ** 3);
     assert.equal(bytes().parse(4096), 4096);
     assert.throws(() => bytes().parse('lots'), /must be a size like 512M/);
+    assert.equal(bytes({ max: 1024 }).parse('1K'), 1024);
+    assert.throws(() => bytes({ min: 1, max: 1024 }).parse('1025'), /"1025" is not valid: .*at least 1 and at most 1K$/);
     assert.equal(fileMode().parse('0660'), 0o660);
     assert.throws(() => fileMode().parse('999'), /octal file mode/);
     assert.equal(boolean().parse('yes'), true);
@@ -109,6 +112,34 @@ describe('layers', () => {
     await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.json': '{ workers: ' }) }), 'E_CONFIG_FILE', /cannot be loaded: .*JSON/);
     await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default [1]' }) }), 'E_CONFIG_FILE', /must export an object of settings \(got an array\)/);
     await rejectsWith(resolveConfig({ cli: { envFile: 'missing.env' }, env: {}, cwd: dir() }), 'E_ENV_FILE', /missing\.env cannot be read \(ENOENT\)/);
+  });
+
+  test('max-header-size is bounded above by 1M', async () => {
+    const cwd = dir();
+    assert.equal((await resolveConfig({ cli: { maxHeaderSize: '1M' }, env: {}, cwd })).config.maxHeaderSize, 1024 ** 2);
+    await rejectsWith(resolveConfig({ cli: { maxHeaderSize: '1G' }, env: {}, cwd }), 'E_CONFIG_VALUE',
+      /^max-header-size \(from command line --max-header-size\): "1G" is not valid: .*at most 1M$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: { CORRAL_MAX_HEADER_SIZE: String(1024 ** 2 + 1) }, cwd }), 'E_CONFIG_VALUE', /at most 1M/);
+  });
+
+  test('a config module that never settles fails within the limit, naming the file and the limit', async () => {
+    const hangs = dir({ 'corral.config.mjs': 'export default () => new Promise(() => {})' });
+    await rejectsWith(loadConfigFile(join(hangs, 'corral.config.mjs'), 200), 'E_CONFIG_FILE',
+      /corral\.config\.mjs did not finish loading within 0\.2 s/);
+    const tla = dir({ 'corral.config.mjs': 'await new Promise(() => {}); export default {}' });
+    await rejectsWith(loadConfigFile(join(tla, 'corral.config.mjs'), 200), 'E_CONFIG_FILE', /did not finish loading within 0\.2 s/);
+    // once fixed, the same file loads (each load imports it afresh)
+    writeFileSync(join(tla, 'corral.config.mjs'), 'export default { workers: 2 }');
+    assert.deepEqual(await loadConfigFile(join(tla, 'corral.config.mjs'), 200), { workers: 2 });
+  });
+
+  test('a config module whose values throw when read is a config error', async () => {
+    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { get workers() { throw new Error("no workers today") } }' }) }),
+      'E_CONFIG_FILE', /corral\.config\.mjs cannot be loaded: no workers today$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { workers: { toString() { throw new Error("nope") } } }' }) }),
+      'E_CONFIG_VALUE', /^workers \(from config file .*\): the value cannot be read as a setting \(nope\)$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { workers: Object.create(null) }' }) }),
+      'E_CONFIG_VALUE', /^workers .*cannot be read as a setting/);
   });
 
   test('JS config files may export a function and are re-read fresh each time', async () => {

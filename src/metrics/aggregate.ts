@@ -56,7 +56,7 @@ function sampleKey(name: string, labels: Labels | undefined): string {
   return name + '\0' + keys.map((k) => `${k}=${labels[k]}`).join('\0');
 }
 
-function addHttp(into: Map<string, HttpTotals>, series: readonly HttpSeries[]): void {
+function addHttp(into: Map<string, HttpTotals>, series: readonly HttpSeries[], sign = 1): void {
   for (const [method, status, counts, sum] of series) {
     const key = `${method} ${status}`;
     let t = into.get(key);
@@ -64,12 +64,12 @@ function addHttp(into: Map<string, HttpTotals>, series: readonly HttpSeries[]): 
       t = { method, status, counts: new Array<number>(counts.length).fill(0), sum: 0 };
       into.set(key, t);
     }
-    for (let i = 0; i < counts.length; i++) t.counts[i] = (t.counts[i] ?? 0) + counts[i]!;
-    t.sum += sum;
+    for (let i = 0; i < counts.length; i++) t.counts[i] = (t.counts[i] ?? 0) + sign * counts[i]!;
+    t.sum += sign * sum;
   }
 }
 
-function addApp(into: Map<string, AppAcc>, families: readonly AppMetricFamily[], only: 'summed' | 'per-slot', slot?: number): void {
+function addApp(into: Map<string, AppAcc>, families: readonly AppMetricFamily[], only: 'summed' | 'per-slot', slot?: number, sign = 1): void {
   for (const f of families) {
     if (isReservedName(f.name) || !Array.isArray(f.values)) continue;
     const summed = SUMMED.has(f.type);
@@ -87,8 +87,8 @@ function addApp(into: Map<string, AppAcc>, families: readonly AppMetricFamily[],
       const name = v.metricName ?? f.name;
       const key = sampleKey(name, labels);
       const had = acc.values.get(key);
-      if (had && summed) had.value += v.value;
-      else acc.values.set(key, { name, labels, value: v.value });
+      if (had && summed) had.value += sign * v.value;
+      else acc.values.set(key, { name, labels, value: sign * v.value });
     }
   }
 }
@@ -105,9 +105,20 @@ export class FiguresStore {
   private retiredRequests = 0;
   private readonly retiredHttp = new Map<string, HttpTotals>();
   private readonly retiredApp = new Map<string, AppAcc>();
+  /** What each exited worker contributed, for a heartbeat that arrives after its exit. */
+  private readonly retiredFrom = new WeakMap<WorkerRef, Live>();
 
   /** A heartbeat's figures replace the worker's previous ones (the app's only when sent). */
   update(w: WorkerRef, f: WorkerFigures): void {
+    const gone = this.retiredFrom.get(w);
+    if (gone) {
+      // Its last heartbeat came after its exit was handled: the totals take the newer figures.
+      this.fold(gone, -1);
+      const newer = { seq: gone.seq, figures: f, app: f.app ?? gone.app };
+      this.fold(newer, 1);
+      this.retiredFrom.set(w, newer);
+      return;
+    }
     const had = this.live.get(w);
     if (had) {
       had.figures = f;
@@ -122,9 +133,14 @@ export class FiguresStore {
     const l = this.live.get(w);
     if (!l) return;
     this.live.delete(w);
-    this.retiredRequests += l.figures.requests;
-    if (l.figures.http) addHttp(this.retiredHttp, l.figures.http);
-    if (l.app) addApp(this.retiredApp, l.app, 'summed');
+    this.retiredFrom.set(w, l);
+    this.fold(l, 1);
+  }
+
+  private fold(l: Live, sign: 1 | -1): void {
+    this.retiredRequests += sign * l.figures.requests;
+    if (l.figures.http) addHttp(this.retiredHttp, l.figures.http, sign);
+    if (l.app) addApp(this.retiredApp, l.app, 'summed', undefined, sign);
   }
 
   figuresOf(w: WorkerRef): WorkerFigures | undefined {

@@ -211,7 +211,28 @@ async function finish(code: number): Promise<void> {
   }
   accessBatch?.flush();
   access?.close();
+  await lastBeat();
   process.exit(code);
+}
+
+/**
+ * A last heartbeat, so the master counts every request this worker answered since the
+ * previous one; exit waits until it is written (bounded: the master may be gone).
+ */
+function lastBeat(): Promise<void> {
+  if (!process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    try {
+      process.send!({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, m: figures(requestMetrics, loopDelay, appMetrics, performance.now()) }, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 void boot();

@@ -98,6 +98,18 @@ describe('aggregation over workers', () => {
     assert.equal(s.totalRequests(), 7);
   });
 
+  test('a heartbeat that arrives after the worker\'s exit was handled is counted once, not lost', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    s.update(a, served(5, { app: [counter('jobs_total', 5)] }));
+    s.retire(a);
+    s.update(a, served(8, { app: [counter('jobs_total', 8)] }));
+    assert.equal(count(s), 8);
+    assert.equal(s.totalRequests(), 8);
+    assert.deepEqual(s.app().find((f) => f.name === 'jobs_total')!.samples.map((x) => x.value), [8]);
+    assert.equal(s.slotOwners().size, 0, 'an exited worker never speaks for a slot again');
+  });
+
   test('totals are kept across a reload: old generation retired, new one starts from 0', () => {
     const s = new FiguresStore();
     const old = [w(1, 1), w(2, 1)];

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (no control socket that PID\'s user owns answers for it), or one it may not signal; nothing was signalled.' },
   E_RELOAD_FAILED: { exit: EXIT.UNEXPECTED, doc: 'The reload failed: the new generation did not boot; the old one keeps serving.' },
   E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
+  E_STATUS_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral status` found no corral master to ask (give its PID or --name), or its control socket did not answer.' },
+  E_UNHEALTHY: { exit: EXIT.UNEXPECTED, doc: '`corral health`: the metrics listener did not answer 200 on /livez (or /readyz with --ready), could not be reached, or no address is configured (metrics-bind).' },
   E_CHECK_FAILED: { exit: EXIT.CONFIG, alsoExit: { code: EXIT.APP_LOAD, when: 'when the app cannot be loaded' }, doc: '`corral check` found a problem; each is listed above this line.' },
 } as const satisfies Record<string, ErrorDeclaration>;
 

@@ -16,6 +16,16 @@ import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
+import { readFileSync } from 'node:fs';
+import { metricsAddress } from '../metrics/server.js';
+
+function corralVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** Opens the log writers the master alone owns. */
 export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
@@ -77,9 +87,27 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     baseEnv,
     cwd,
     onServing: enableOptimizer,
+    version: corralVersion(),
     reloadConfig: async () => {
       return withTerminalAccessFormat(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
     },
   });
-  await master.run();
+  control?.handle('status', () => ({ ...master.metrics.status() }));
+  const metricsAt = metricsAddress(cfg.metricsBind);
+  let metricsServer: import('../metrics/server.js').MetricsServer | undefined;
+  if (metricsAt) {
+    try {
+      metricsServer = await (await import('../metrics/server.js')).MetricsServer.listen(metricsAt, master.metrics);
+    } catch (err) {
+      control?.close();
+      for (const l of listeners) l.cleanup();
+      throw err;
+    }
+    log.info(`metrics on ${metricsAt.text}: /metrics, /livez, /readyz`);
+  }
+  try {
+    await master.run();
+  } finally {
+    metricsServer?.close();
+  }
 }

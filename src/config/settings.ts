@@ -46,6 +46,15 @@ const bindItem = text('ADDRESS', (s) => {
   }
 });
 
+const metricsBindItem = (s: string): string | undefined => {
+  if (s === 'off') return undefined;
+  try {
+    if (parseBind(s).kind === 'fd') return 'must be HOST:PORT, [IPv6]:PORT or unix:/path (fd:// is for the app\'s listeners)';
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
 
 export const SETTINGS = {
   app: setting({
@@ -75,6 +84,14 @@ export const SETTINGS = {
     type: fileMode(),
     default: 0o660,
     doc: 'File mode of unix sockets corral binds itself (the group must include the proxy user, or use 0666).',
+    reloadable: false,
+  }),
+  metricsBind: setting({
+    section: 'Listeners',
+    type: optionalText('ADDRESS', metricsBindItem),
+    default: undefined,
+    defaultDoc: 'off',
+    doc: 'The master\'s own listener for /metrics (Prometheus), /livez and /readyz: HOST:PORT, [IPv6]:PORT or unix:/path; `off` or unset: none (see docs/metrics.md).',
     reloadable: false,
   }),
   workers: setting({

@@ -12,6 +12,7 @@ import { describeExit } from './exit-reason.js';
 import { WorkerHandle, type WorkerProcess } from './worker-handle.js';
 import type { MasterLogs } from './worker-logs.js';
 import { Balancer } from './balance.js';
+import { exitReasonOf, MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -68,6 +69,8 @@ export interface MasterDeps {
   cwd: string;
   /** Called once, when the first generation serves (the start-up is over). */
   onServing?(): void;
+  /** corral's version, for corral_build_info. */
+  version?: string;
   /** Called when a reload has finished, with its result (dev: the terminal says so). */
   onReload?: (ok: boolean, detail: string) => void;
   /** Defaults to the real processes, clock, signals and timers (dev swaps in warm spares). */
@@ -102,9 +105,15 @@ export class Master {
   private openChannels = 0;
   private readonly balancer = new Balancer();
   private readonly rt: MasterRuntime;
+  private lastTickAt: number;
+  /** Told of starts, exits, reloads and heartbeats; asks `view` when /metrics or status is asked. */
+  readonly metrics: MasterMetrics;
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
+    this.lastTickAt = this.rt.now();
+    this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
+    this.metrics.masterStarted(this.lastTickAt);
   }
 
   /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
@@ -141,6 +150,7 @@ export class Master {
   private tick(): void {
     this.rt.clearTimeout(this.timer);
     const now = this.rt.now();
+    this.lastTickAt = now;
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
     for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
     this.checkWorkers(now);
@@ -271,6 +281,7 @@ export class Master {
   }
 
   private reloadFinished(ok: boolean, detail: string): void {
+    this.metrics.reloadFinished(ok);
     const at = new Date().toISOString().slice(11, 19);
     this.lastReload = ok ? `ok at ${at}` : `FAILED at ${at}: ${detail}`;
     if (ok) this.d.log.info(`reload #${this.reloadSeq} done: ${detail}`);
@@ -346,6 +357,7 @@ export class Master {
     });
     const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
+    this.metrics.workerStarted();
     child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     child.once('exit', (code, signal) => {
       w.exit = { code, signal };
@@ -377,7 +389,9 @@ export class Master {
       case 'hb':
         w.rss = msg.rss;
         w.firstRss ||= msg.rss;
+        w.inflight = msg.inflight;
         w.busy = msg.busy;
+        if (msg.m) this.metrics.workerReported(w, msg.m);
         break;
       case 'retire':
         if (w.state === 'ready' && w.generation === this.current && this.phase === 'running') {
@@ -402,6 +416,7 @@ export class Master {
     this.workers.delete(w);
     const was = w.state;
     w.state = 'dead';
+    this.metrics.workerExited(w, exitReasonOf(w, was));
     const gen = w.generation;
     const live = gen === this.current || gen === this.pending;
     // The exit code is the fallback when the worker's last message (boot-failed) was lost.
@@ -509,6 +524,23 @@ export class Master {
       draining: [...this.workers].filter((w) => w.state === 'draining').length,
       lastReload: this.lastReload,
     });
+  }
+
+  /** The master's picture for /metrics, /readyz and `corral status`. */
+  private view(): MasterView {
+    const serving = this.current;
+    return {
+      phase: this.phase,
+      generation: serving?.id ?? 0,
+      desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers,
+      serving: serving && { ready: this.genWorkers(serving).filter((w) => w.serving).length, target: serving.target },
+      lastReload: this.lastReload,
+      now: this.rt.now(),
+      lastTickAt: this.lastTickAt,
+      workers: [...this.workers],
+      listeners: this.d.listeners,
+      backlog: (serving ?? this.pending)?.config.backlog ?? this.d.resolution.config.backlog,
+    };
   }
 
   private pingWatchdog(now: number): void {

@@ -3,6 +3,7 @@ import type { Logger } from '../logging/logger.js';
 import type { AccessBatch } from './access-log.js';
 import { connInfo } from './conn-info.js';
 import type { CorralResponse } from './response.js';
+import type { RequestMetrics } from './metrics.js';
 
 export interface RequestLogOptions {
   format: string;
@@ -11,6 +12,8 @@ export interface RequestLogOptions {
   slowMs: number;
   worker: string;
   log: Logger;
+  /** Counted once per request, where its line is produced. */
+  metrics?: RequestMetrics;
 }
 
 /**
@@ -45,15 +48,21 @@ let responseLog: ResponseLog | undefined;
 export function requestLogger(opts: RequestLogOptions, batch: AccessBatch | undefined /* access log off */): ResponseLog {
   // The format is compiled only when there is an access log to write.
   const write = batch && lineWriter(opts, batch);
-  refusedWriter = write && ((r) => write({
-    time: new Date(), method: r.method, url: r.url, httpVersion: r.httpVersion, status: r.status, bytes: 0,
-    durationMs: performance.now() - r.startedAt, remoteAddr: r.remoteAddr, requestId: r.requestId, pid: process.pid,
-    worker: opts.worker, rawHeaders: NO_HEADERS, res: NO_RESPONSE,
-  }));
+  const metrics = opts.metrics;
+  refusedWriter = (r) => {
+    const durationMs = performance.now() - r.startedAt;
+    metrics?.record(r.method, r.status, durationMs / 1000);
+    write?.({
+      time: new Date(), method: r.method, url: r.url, httpVersion: r.httpVersion, status: r.status, bytes: 0,
+      durationMs, remoteAddr: r.remoteAddr, requestId: r.requestId, pid: process.pid,
+      worker: opts.worker, rawHeaders: NO_HEADERS, res: NO_RESPONSE,
+    });
+  };
   const pid = process.pid;
   return (responseLog = (res, status, fromApp) => {
     const req = res.req;
     const durationMs = performance.now() - res.startedAt;
+    metrics?.record(req.method, status, durationMs / 1000);
     if (write) {
       // The peer's address as the connection was accepted: a 499's socket is gone by now.
       const remoteAddr = connInfo(req.socket)?.addr ?? req.socket?.remoteAddress;
@@ -75,7 +84,7 @@ export function logAnswered(res: CorralResponse, status: number): void {
   responseLog?.(res, status, false);
 }
 
-/** Logs a request the parser refused or timed out (no-op without an access log). */
+/** Logs and counts a request the parser refused or timed out. */
 export function logRefused(r: RefusedRequest): void {
   refusedWriter?.(r);
 }

@@ -70,6 +70,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   });
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
   (await import('../master/pid1.js')).warnIfPid1(log);
+  (await import('../config/memory.js')).warnIfMemoryTight(log, cfg);
 
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const k of MASTER_ONLY_ENV) delete baseEnv[k];

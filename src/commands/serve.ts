@@ -73,6 +73,7 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   });
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
   (await import('../master/pid1.js')).warnIfPid1(log);
+  (await import('../config/memory.js')).warnIfMemoryTight(log, cfg);
 
   const baseEnv = workerEnv(process.env);
   for (const k of LISTEN_ENV) delete realEnv[k];

@@ -2,7 +2,7 @@
  * A warm spare worker (dev). Started like a worker, with the same descriptors, but before
  * there is anything to serve: Node is booted and corral's worker modules are loaded, then
  * it waits. When a reload needs a worker, the master sends the real spec and environment,
- * and the spare becomes that worker by importing the worker's entry: only the app's import
+ * and the spare becomes that worker by starting it from the preloaded code: only the app's import
  * and listen are left to pay. A spare whose master is gone exits.
  */
 import type { WorkerSpec } from '../ipc/messages.js';
@@ -32,9 +32,9 @@ function activate(msg: SpareMessage): void {
   for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.off(sig, ignore);
   for (const k of msg.unset) delete process.env[k];
   Object.assign(process.env, msg.set);
-  process.env.CORRAL_WORKER = JSON.stringify(msg.spec);
-  void import('../worker/main.js').finally(() => {
+  void worker.then(({ runWorker }) => {
     process.off('message', onMessage);
+    runWorker(msg.spec);
     for (const m of early.splice(0)) process.emit('message', m, undefined);
   });
 }
@@ -45,23 +45,10 @@ function onMessage(msg: SpareMessage): void {
 }
 process.on('message', onMessage);
 
-// What the worker's entry imports, loaded now so that activation finds it in the module
-// cache. A module missing from this list is merely loaded later.
-await Promise.all([
-  import('node:http'),
-  import('node:net'),
-  import('../worker/app-loader.js'),
-  import('../worker/connections.js'),
-  import('../worker/request-handler.js'),
-  import('../worker/access-log.js'),
-  import('../worker/access-writer.js'),
-  import('../worker/request-log.js'),
-  import('../worker/client-errors.js'),
-  import('../worker/conn-info.js'),
-  import('../worker/response.js'),
-  import('../logging/lazy-logger.js'),
-  import('../logging/access-format.js'),
-]).catch(() => {});
+// The worker's code, loaded now (without starting a worker) so that activation only has to
+// import the app and listen.
+const worker = import('../worker/worker.js');
+await worker;
 // node:http's server internals (the parser, the response class) load on first use.
 (await import('node:http')).createServer().close();
 process.send?.({ t: 'spare-ready' });

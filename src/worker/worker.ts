@@ -1,0 +1,273 @@
+/**
+ * A worker: loads the app, listens on the sockets inherited from the master, reports
+ * readiness and heartbeats, and drains on request. It never binds on its own. All of its
+ * state lives in one Worker made from the spec the master sent; `runWorker` starts it.
+ */
+import { createServer, ServerResponse, type Server } from 'node:http';
+import { Server as NetServer } from 'node:net';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { lazyLogger } from '../logging/lazy-logger.js';
+import type { Logger } from '../logging/logger.js';
+import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
+import { AppLoadError, loadApp, parseAppRef, type Handler, type LoadedApp } from './app-loader.js';
+import { ConnectionTracker } from './connections.js';
+import { wrapHandler } from './request-handler.js';
+import { AccessBatch } from './access-log.js';
+import { requestLogger } from './request-log.js';
+import { attachClientErrors } from './client-errors.js';
+import { CorralResponse } from './response.js';
+import { AccessWriter } from './access-writer.js';
+import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
+
+/** How often a changed count of kept connections is reported (for balancing). */
+const CONNS_REPORT_MS = 50;
+/** How long the last heartbeat may take to be written at exit (the master may be gone). */
+const LAST_BEAT_MS = 1000;
+
+export class Worker {
+  private readonly log: Logger;
+  private readonly tracker = new ConnectionTracker();
+  private readonly access: AccessWriter | undefined;
+  private readonly accessBatch: AccessBatch | undefined;
+  private readonly servers: Server[] = [];
+  private readonly requestMetrics: RequestMetrics;
+  private readonly loopDelay = new EventLoopDelay();
+  private readonly appMetrics: AppMetrics | undefined;
+  private app: LoadedApp | undefined;
+  private stopping: 'drain' | 'fast' | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private connsTimer: NodeJS.Timeout | undefined;
+  private retireAsked = false;
+
+  constructor(private readonly spec: WorkerSpec) {
+    const name = `${spec.gen}.${spec.slot}`;
+    // pino is loaded only if the worker has something to log: it serves sooner without it.
+    this.log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: name } }, spec.logs.errorFd);
+    if (spec.logs.access) {
+      this.access = new AccessWriter(spec.logs.access, { errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m) => this.log.error(m) });
+      this.accessBatch = new AccessBatch(this.access);
+    }
+    this.requestMetrics = new RequestMetrics(spec.metrics === true);
+    if (spec.metrics) {
+      const appPath = parseAppRef(spec.app).path;
+      this.appMetrics = new AppMetrics(isAbsolute(appPath) ? appPath : resolvePath(spec.cwd, appPath), (err) => this.log.debug({ err }, 'cannot read the app\'s prom-client registry'));
+    }
+  }
+
+  /** Installs the process handlers and boots: load, init, listen, then ready. */
+  start(): void {
+    // The master coordinates every stop. Ctrl-C reaches the whole process group, so a worker
+    // ignores INT and HUP; TERM and QUIT (systemd, or a human) start a graceful drain.
+    process.on('SIGINT', () => {});
+    process.on('SIGHUP', () => {});
+    // USR1 is the master's (log reopen). Without a handler Node opens its inspector on USR1, which
+    // `systemctl kill -s USR1` sent to the whole unit would do to every worker.
+    process.on('SIGUSR1', () => {});
+    process.on('SIGTERM', () => void this.drain('SIGTERM'));
+    process.on('SIGQUIT', () => void this.drain('SIGQUIT'));
+    process.on('disconnect', () => this.masterGone());
+    process.on('message', (msg: MasterMessage) => this.onMessage(msg));
+    process.on('uncaughtException', (err) => {
+      this.log.error({ err }, 'uncaught exception in the app; asking for a replacement');
+      this.retire('uncaught exception');
+    });
+    process.on('unhandledRejection', (reason) => {
+      this.log.error({ err: reason }, 'unhandled promise rejection in the app');
+    });
+    void this.boot();
+  }
+
+  private onMessage(msg: MasterMessage): void {
+    if (msg.t === 'drain') void this.drain('master');
+    else if (msg.t === 'stop') this.fastStop();
+    else if (msg.t === 'balance') this.tracker.balance(msg.limit);
+    else if (msg.t === 'reopen') this.reopenAccessLog(msg.path);
+  }
+
+  private send(msg: WorkerMessage): void {
+    if (process.connected) process.send!(msg);
+  }
+
+  /**
+   * The master is gone (SIGKILL, the OOM killer): nobody supervises this worker any more, so it
+   * stops accepting, finishes what is in flight within graceful-timeout, and exits. Its access
+   * lines still reach the log: it writes them itself.
+   */
+  private masterGone(): void {
+    setTimeout(() => {
+      this.log.warn(`the master is gone and requests are still in flight after graceful-timeout (${this.spec.gracefulTimeoutMs / 1000} s); exiting`);
+      this.accessBatch?.flush();
+      process.exit(1);
+    }, this.spec.gracefulTimeoutMs);
+    void this.drain('master gone');
+  }
+
+  /** Lines already batched go to the file they were meant for; the rest to the (re)opened one. */
+  private reopenAccessLog(path: string | undefined): void {
+    this.accessBatch?.flush();
+    this.access?.reopen(path);
+  }
+
+  private retire(reason: string): void {
+    if (this.retireAsked) return;
+    this.retireAsked = true;
+    this.send({ t: 'retire', reason });
+  }
+
+  private async boot(): Promise<void> {
+    const { spec, log } = this;
+    let app: LoadedApp;
+    try {
+      app = this.app = await loadApp(spec.app, spec.cwd);
+    } catch (err) {
+      const message = err instanceof AppLoadError ? err.message : String((err as Error)?.message ?? err);
+      this.send({ t: 'boot-failed', kind: 'load', message });
+      log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
+      process.exit(WORKER_EXIT.APP_LOAD);
+    }
+    try {
+      await app.init?.();
+    } catch (err) {
+      const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
+      this.send({ t: 'boot-failed', kind: 'init', message });
+      log.fatal({ err }, message);
+      process.exit(WORKER_EXIT.INIT);
+    }
+    if (this.stopping) return;
+    const handler = wrapHandler(app.handler, this.tracker, log, {
+      onCount: (served) => {
+        if (spec.maxRequests > 0 && served >= spec.maxRequests) this.retire('max-requests');
+      },
+      logged: requestLogger({
+        format: spec.logs.accessFormat,
+        prefix: spec.logs.accessPrefix,
+        slowMs: spec.logs.slowMs,
+        worker: `${spec.gen}.${spec.slot}`,
+        log,
+        metrics: this.requestMetrics,
+      }, this.accessBatch),
+    });
+    try {
+      await Promise.all(spec.listeners.map((l) => this.listen(l.fd, handler)));
+    } catch (err) {
+      const message = `cannot listen: ${(err as Error).message}`;
+      this.send({ t: 'boot-failed', kind: 'listen', message });
+      log.fatal(message);
+      process.exit(WORKER_EXIT.INIT);
+    }
+    this.heartbeat = setInterval(() => this.beat(), spec.heartbeatMs);
+    this.beat();
+    this.send({ t: 'ready' });
+    this.reportConns();
+    this.connsTimer = setInterval(() => this.reportConns(), CONNS_REPORT_MS);
+    this.connsTimer.unref();
+    log.debug({ app: app.kind }, 'worker ready');
+  }
+
+  private listen(fd: number, handler: Handler): Promise<void> {
+    const http = this.spec.http;
+    const server = createServer({
+      // The class is ours (a ServerResponse subclass); its generic signature differs only in typing.
+      ServerResponse: CorralResponse as unknown as typeof ServerResponse,
+      maxHeaderSize: http.maxHeaderSize,
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout: http.headersTimeoutMs,
+      keepAliveTimeout: http.keepAliveTimeoutMs,
+      // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
+      // headers-timeout could otherwise let a slow client hold a connection for 32 s.
+      connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
+    }, handler);
+    server.keepAliveTimeout = http.keepAliveTimeoutMs;
+    this.tracker.attach(server);
+    this.accessBatch?.attach(server);
+    attachClientErrors(server);
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      // The backlog must be an argument: listen() ignores options.backlog when given an fd.
+      server.listen({ fd }, this.spec.backlog, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private reportConns(): void {
+    const kept = this.tracker.keptIfChanged();
+    if (kept !== undefined) this.send({ t: 'conns', kept });
+  }
+
+  private heartbeatMessage(): WorkerMessage {
+    return {
+      t: 'hb', rss: process.memoryUsage.rss(), inflight: this.tracker.inflightCount, busy: this.tracker.oldest(),
+      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, performance.now()),
+    };
+  }
+
+  private beat(): void {
+    this.send(this.heartbeatMessage());
+  }
+
+  private async drain(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = 'drain';
+    this.log.debug({ why }, 'draining');
+    // Stop accepting without http.Server#close(), which also drops idle keep-alive
+    // connections at once and races clients that are about to reuse them.
+    this.stopAccepting();
+    await this.tracker.drain();
+    await this.finish(0);
+  }
+
+  private stopAccepting(): void {
+    for (const s of this.servers) if (s.listening) NetServer.prototype.close.call(s);
+  }
+
+  private fastStop(): void {
+    this.stopping = 'fast';
+    this.stopAccepting();
+    this.tracker.destroyAll();
+    void this.finish(0);
+  }
+
+  private async finish(code: number): Promise<void> {
+    clearInterval(this.heartbeat);
+    clearInterval(this.connsTimer);
+    try {
+      await this.app?.close?.();
+    } catch (err) {
+      this.log.error({ err }, 'app close hook failed');
+    }
+    this.accessBatch?.flush();
+    this.access?.close();
+    await this.lastBeat();
+    process.exit(code);
+  }
+
+  /**
+   * A last heartbeat, so the master counts every request this worker answered since the
+   * previous one; exit waits until it is written (bounded: the master may be gone).
+   */
+  private lastBeat(): Promise<void> {
+    if (!process.connected) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, LAST_BEAT_MS);
+      try {
+        process.send!(this.heartbeatMessage(), () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+}
+
+/** Starts this process's worker from the master's spec. */
+export function runWorker(spec: WorkerSpec): Worker {
+  const w = new Worker(spec);
+  w.start();
+  return w;
+}

@@ -9,8 +9,11 @@ export interface Rotation {
   keep: number;
 }
 
-/** The size of the current file is looked at no more often than this. */
-const SIZE_CHECK_MS = 200;
+/**
+ * How often the size of the current file is looked at (one stat(2)): a file may outgrow
+ * `size` by what the workers write in this time.
+ */
+const SIZE_CHECK_MS = 100;
 
 /**
  * The access log's files as the master decides them: the workers write, the master only
@@ -48,6 +51,11 @@ export class AccessFiles {
   /** The file the workers write now. */
   get current(): string {
     return this.rotates ? this.numbered(this.n) : this.base;
+  }
+
+  /** When the master loop should next call `due` (monotonic ms), or Infinity. */
+  nextCheckAt(): number {
+    return this.rotation.size > 0 ? this.nextSizeCheck : Infinity;
   }
 
   /** Called by the master loop: the new current file when it is time to rotate, else undefined. */

@@ -558,6 +558,7 @@ export class Master {
     if (wd > 0) next = Math.min(next, this.lastWatchdog + wd * 0.9);
     // +1: a deadline is overdue only once strictly passed.
     for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
+    if (this.d.logs.access?.kind === 'file') next = Math.min(next, Math.max(now + 1, this.d.logs.access.files.nextCheckAt()));
     for (const gen of [this.current, this.pending]) for (const t of gen?.notBefore.values() ?? []) if (t > now) next = Math.min(next, t);
     return next;
   }

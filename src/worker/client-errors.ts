@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { connInfo, trackConnection, type ConnInfo } from './conn-info.js';
 import { logAnswered, logRefused, type RefusedRequest } from './request-log.js';
 import { BEGUN, LOGGED } from './response.js';
+import { newRequestId } from './request-id.js';
 
 /**
  * Access lines for the requests Node's HTTP server refuses before the app sees them, and the
@@ -129,7 +129,7 @@ function refused(err: ClientError, info: ConnInfo, status: number): RefusedReque
       url = line;
     }
   }
-  return { method, url, httpVersion, status, startedAt: info.began, remoteAddr: info.addr, requestId: randomUUID() };
+  return { method, url, httpVersion, status, startedAt: info.began, remoteAddr: info.addr, requestId: newRequestId() };
 }
 
 function lineStart(raw: Buffer, at: number): number {

@@ -57,6 +57,11 @@ export class ConnectionTracker {
   private shedding = 0;
   /** How many more kept connections to shed, from the master's last verdict. */
   private shedBudget = 0;
+  /**
+   * Called for a response its connection closed under before it was ended (the client went
+   * away, or the app destroyed it). One listener per connection does this, none per request.
+   */
+  onAbandoned: ((res: CorralResponse) => void) | undefined;
 
   attach(server: Server): void {
     server.on('connection', (socket: TrackedSocket) => {
@@ -65,6 +70,13 @@ export class ConnectionTracker {
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
+        if (conn.busy > 0) {
+          for (const res of this.inflight) {
+            if (res.req.socket !== socket) continue;
+            this.done(res);
+            this.onAbandoned?.(res);
+          }
+        }
         if (conn.requests >= 2) {
           this.kept--;
           this.keptChanged = true;
@@ -112,9 +124,9 @@ export class ConnectionTracker {
     this.shedBudget = limit === null ? 0 : Math.max(0, this.kept - this.shedding - limit);
   }
 
-  /** Its response is finished or aborted. */
+  /** Its response is ended by the app, or its connection is gone; a second call does nothing. */
   done(res: CorralResponse): void {
-    this.inflight.delete(res);
+    if (!this.inflight.delete(res)) return;
     const socket = res.req.socket as TrackedSocket;
     const conn = socket[kConn];
     if (conn) {
@@ -162,7 +174,8 @@ export class ConnectionTracker {
       const conn = socket[kConn];
       if (!conn || conn.busy > 0) continue;
       if (conn.finAt > 0) {
-        if (now - conn.finAt >= DRAIN_FIN_MS) socket.destroy();
+        // Bytes still queued: a response is still going out to a slow reader (graceful-timeout bounds it).
+        if (now - conn.finAt >= DRAIN_FIN_MS && socket.writableLength === 0) socket.destroy();
       } else if (now - conn.idleSince >= (conn.served > 0 ? DRAIN_IDLE_MS : DRAIN_FRESH_MS)) {
         conn.finAt = now;
         socket.end();

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestId } from './request-id.js';
 import type { Logger } from '../logging/logger.js';
 import type { Handler } from './app-loader.js';
 import { connInfo } from './conn-info.js';
@@ -14,16 +14,9 @@ export interface RequestHooks {
   logged: ResponseLog;
 }
 
-const VALID_ID = /^[\x21-\x7e]{1,200}$/;
-
-function requestId(req: IncomingMessage): string {
-  const incoming = req.headers['x-request-id'];
-  return typeof incoming === 'string' && VALID_ID.test(incoming) ? incoming : randomUUID();
-}
-
 /**
  * Wraps the app's handler: counts and tracks the request, gives it a request id (the
- * client's X-Request-Id, or a new UUID; echoed in the response), and turns a throw or a
+ * client's X-Request-Id, or one made here; echoed in the response), and turns a throw or a
  * rejected promise into a 500 (or a cut connection when headers were already sent).
  */
 export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logger, hooks: RequestHooks): Handler {
@@ -33,6 +26,7 @@ export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logge
     if (res.phase === BEGUN) {
       res.phase = LOGGED;
       logged(res, res.statusCode, true);
+      tracker.done(res);
     } else if (res.phase === CREATED) {
       // Node answered before the handler (400 for an HTTP/1.1 request without Host, 417).
       res.phase = LOGGED;
@@ -43,15 +37,14 @@ export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logge
       logged(res, res.statusCode, false);
     }
   });
-  function onClose(this: CorralResponse) {
-    tracker.done(this);
-    const info = connInfo(this.req.socket);
-    if (info?.res === this) info.res = undefined;
-    if (this.phase === BEGUN) {
-      this.phase = LOGGED;
-      logged(this, this.headersSent ? this.statusCode : 499, true);
+  tracker.onAbandoned = (res) => {
+    const info = connInfo(res.req.socket);
+    if (info?.res === res) info.res = undefined;
+    if (res.phase === BEGUN) {
+      res.phase = LOGGED;
+      logged(res, res.headersSent ? res.statusCode : 499, true);
     }
-  }
+  };
   const fail = (err: unknown, req: IncomingMessage, res: ServerResponse) => {
     log.error({ err, method: req.method, url: req.url }, 'request handler failed');
     if (!res.headersSent) {
@@ -77,7 +70,6 @@ export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logge
     res.requestId = requestId(req);
     res.setHeader('x-request-id', res.requestId);
     tracker.begin(res);
-    res.on('close', onClose);
     onCount(++served);
     try {
       const out = app(req, res);

@@ -74,7 +74,7 @@ describe('requests refused by the HTTP parser and clients that go away', () => {
     assert.equal(garbage.remote_addr, '127.0.0.1');
     assert.equal(garbage.url, '\x16\x03\x01\x00\u00a5\x01\x00\x00\u00a1\x03\x03', 'the bytes sent instead of a request line');
     assert.equal(garbage.bytes, 0);
-    assert.match(String(garbage.request_id), /^[0-9a-f-]{36}$/);
+    assert.match(String(garbage.request_id), /^[A-Za-z0-9_-]{16}-[0-9a-z]+$/);
     saneDuration(garbage, 0, 'garbage');
 
     const bad = await raw(port, ['GET /bad-header HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n']);

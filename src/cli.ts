@@ -55,6 +55,22 @@ function program(): Command {
     .option('--timeout <SECONDS>', 'with --wait: give up after this long', '120')
     .action(async (pid: string, opts: { wait?: boolean; timeout: string }) => (await import('./commands/reload.js')).reloadCommand(pid, opts));
 
+  root.command('status')
+    .description('the live picture: master, listeners and their accept queues, every worker')
+    .argument('[pid]', 'PID of the corral master; without it, the only master in $RUNTIME_DIRECTORY (or /run/corral/NAME with --name)')
+    .option('--json', 'print one JSON document instead of tables')
+    .option('--name <NAME>', 'the app name an installed service runs as (corral@NAME)')
+    .option('--timeout <SECONDS>', 'give up after this long', '5')
+    .action(async (pid: string | undefined, opts: { json?: boolean; name?: string; timeout: string }) => (await import('./commands/status.js')).statusCommand(pid, opts));
+
+  root.command('health')
+    .description('exit 0 when the metrics listener answers 200 on /livez (with --ready: /readyz); for Docker HEALTHCHECK and scripts')
+    .argument('[address]', 'HOST:PORT or unix:/path of the metrics listener (default: metrics-bind, CORRAL_METRICS_BIND)')
+    .option('--ready', 'ask /readyz instead of /livez')
+    .option('--config <PATH>', 'config file to read metrics-bind from')
+    .option('--timeout <SECONDS>', 'give up after this long', '5')
+    .action(async (address: string | undefined, opts: { ready?: boolean; config?: string; timeout: string }) => (await import('./commands/health.js')).healthCommand(address, opts));
+
   return root;
 }
 

@@ -1,5 +1,12 @@
 import { EXIT, type ExitCode } from './exit-codes.js';
 
+interface ErrorDeclaration {
+  exit: ExitCode;
+  /** A second exit code the error may carry, and when (documented beside the first). */
+  alsoExit?: { code: ExitCode; when: string };
+  doc: string;
+}
+
 /**
  * Every user-facing error, declared once. Codes are stable: never rename or reuse one.
  * docs/errors.md is generated from this table and a test keeps the two in step.
@@ -9,7 +16,6 @@ export const ERROR_CODES = {
   E_CONFIG_UNKNOWN: { exit: EXIT.CONFIG, doc: 'A config file or the environment names a setting that does not exist.' },
   E_CONFIG_FILE: { exit: EXIT.CONFIG, doc: 'The config file cannot be read or parsed, does not export an object, throws while its settings are read, or does not finish loading within 10 s.' },
   E_ENV_FILE: { exit: EXIT.CONFIG, doc: 'The env file named with --env-file cannot be read.' },
-  E_BIND_SPEC: { exit: EXIT.CONFIG, doc: 'A --bind value is not HOST:PORT, [IPv6]:PORT, unix:/path or fd://N.' },
   E_BIND_IN_USE: { exit: EXIT.CONFIG, doc: 'Another process already listens on the address; stop it or choose another port.' },
   E_BIND_DENIED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for lack of permission (ports below 1024 need root or CAP_NET_BIND_SERVICE; use socket activation).' },
   E_BIND_FAILED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for another reason (address not on this host, path not writable, ...).' },
@@ -22,8 +28,10 @@ export const ERROR_CODES = {
   E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (no control socket that PID\'s user owns answers for it), or one it may not signal; nothing was signalled.' },
   E_RELOAD_FAILED: { exit: EXIT.UNEXPECTED, doc: 'The reload failed: the new generation did not boot; the old one keeps serving.' },
   E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
-  E_CHECK_FAILED: { exit: EXIT.CONFIG, doc: '`corral check` found a problem; each is listed above this line.' },
-} as const satisfies Record<string, { exit: ExitCode; doc: string }>;
+  E_STATUS_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral status` found no corral master to ask (give its PID or --name), or its control socket did not answer.' },
+  E_UNHEALTHY: { exit: EXIT.UNEXPECTED, doc: '`corral health`: the metrics listener did not answer 200 on /livez (or /readyz with --ready), could not be reached, or no address is configured (metrics-bind).' },
+  E_CHECK_FAILED: { exit: EXIT.CONFIG, alsoExit: { code: EXIT.APP_LOAD, when: 'when the app cannot be loaded' }, doc: '`corral check` found a problem; each is listed above this line.' },
+} as const satisfies Record<string, ErrorDeclaration>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -32,11 +40,16 @@ export class CorralError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: ExitCode;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; exitCode?: ExitCode }) {
     super(message, options);
     this.name = 'CorralError';
     this.code = code;
-    this.exitCode = ERROR_CODES[code].exit;
+    const decl: ErrorDeclaration = ERROR_CODES[code];
+    const wanted = options?.exitCode;
+    if (wanted !== undefined && wanted !== decl.exit && wanted !== decl.alsoExit?.code) {
+      throw new Error(`${code} is not declared with exit code ${wanted} (src/errors.ts)`);
+    }
+    this.exitCode = wanted ?? decl.exit;
   }
 }
 

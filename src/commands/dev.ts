@@ -7,7 +7,7 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { resolveConfig, type Resolution } from '../config/resolve.js';
+import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
 import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
@@ -19,13 +19,14 @@ import { createLogger } from '../logging/logger.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master, realRuntime } from '../master/master.js';
 import type { MasterLogs } from '../master/worker-logs.js';
-import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import { Notifier } from '../systemd/notify.js';
+import { workerEnv } from '../systemd/env.js';
 import { parseAppRef } from '../worker/app-loader.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { DevErrorLog, DevTerminal } from '../dev/terminal.js';
 import { SparePool } from '../dev/spares.js';
 import { Watcher } from '../dev/watch.js';
-import { openLogs, requireApp } from './serve.js';
+import { openLogs } from './serve.js';
 
 export interface DevOptions {
   watch?: string[];
@@ -72,15 +73,12 @@ export async function dev(cli: Partial<Record<SettingName, unknown>>, opts: DevO
   const debounceMs = ms(opts.debounce, DEFAULT_DEBOUNCE_MS, '--debounce', 0);
   const pollMs = ms(opts.pollInterval, DEFAULT_POLL_MS, '--poll-interval', 20);
   const load = async () => {
-    const r = devDefaults(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-    requireApp(r);
-    return r;
+    return devDefaults(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
   };
   let resolution = await load();
   const entry = appFile(resolution, cwd);
   const color = process.stderr.isTTY === true;
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
+  const baseEnv = workerEnv(process.env);
 
   const targets = logTargets(resolution, cwd);
   const logFiles = [targets.access, targets.error].flatMap((t) => (t.kind === 'file' ? [t.path] : []));

@@ -1,25 +1,29 @@
-import { resolveConfig, type Resolution } from '../config/resolve.js';
+import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import { kebab, settingOf, type SettingName } from '../config/settings.js';
 import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
-import { CorralError } from '../errors.js';
 import { acquireListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
 import { checkLogTargets, logTargets, type Target } from '../logging/destinations.js';
 import { ErrorLog } from '../logging/error-log.js';
 import { createLogger } from '../logging/logger.js';
 import { Sink } from '../logging/sink.js';
-import { isJournalStream } from '../logging/syslog.js';
+import { isJournalStream } from '../systemd/journal.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
-import { MASTER_ONLY_ENV, Notifier } from '../master/notify.js';
+import { Notifier } from '../systemd/notify.js';
+import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
+import { readFileSync } from 'node:fs';
+import { metricsAddress } from '../metrics/server.js';
 
-export function requireApp(r: Resolution): void {
-  if (!r.config.app) {
-    throw new CorralError('E_NO_APP', 'no app to serve: pass APP[:EXPORT] (e.g. `corral server.mjs`), or set `app` in the config file or CORRAL_APP');
+function corralVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -57,8 +61,7 @@ function summary(r: Resolution): Record<string, string> {
 export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise<void> {
   const realEnv = { ...process.env };
   const cwd = process.cwd();
-  const resolution = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-  requireApp(resolution);
+  const resolution = withTerminalAccessFormat(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
   const cfg = resolution.config;
   const notifier = new Notifier(process.env);
   const logs = await openLogs(resolution, cwd);
@@ -70,10 +73,10 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
   });
   log.info({ settings: summary(resolution), configFile: resolution.configFile }, 'effective configuration (non-default settings)');
   (await import('../master/pid1.js')).warnIfPid1(log);
+  (await import('../config/memory.js')).warnIfMemoryTight(log, cfg);
 
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of MASTER_ONLY_ENV) delete baseEnv[k];
-  for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete realEnv[k];
+  const baseEnv = workerEnv(process.env);
+  for (const k of LISTEN_ENV) delete realEnv[k];
 
   const master = new Master({
     resolution,
@@ -85,11 +88,27 @@ export async function serve(cli: Partial<Record<SettingName, unknown>>): Promise
     baseEnv,
     cwd,
     onServing: enableOptimizer,
+    version: corralVersion(),
     reloadConfig: async () => {
-      const next = withTerminalAccessFormat(await resolveConfig({ cli, env: realEnv, cwd }), cwd);
-      requireApp(next);
-      return next;
+      return withTerminalAccessFormat(await resolveAppConfig({ cli, env: realEnv, cwd }), cwd);
     },
   });
-  await master.run();
+  control?.handle('status', () => ({ ...master.metrics.status() }));
+  const metricsAt = metricsAddress(cfg.metricsBind);
+  let metricsServer: import('../metrics/server.js').MetricsServer | undefined;
+  if (metricsAt) {
+    try {
+      metricsServer = await (await import('../metrics/server.js')).MetricsServer.listen(metricsAt, master.metrics);
+    } catch (err) {
+      control?.close();
+      for (const l of listeners) l.cleanup();
+      throw err;
+    }
+    log.info(`metrics on ${metricsAt.text}: /metrics, /livez, /readyz`);
+  }
+  try {
+    await master.run();
+  } finally {
+    metricsServer?.close();
+  }
 }

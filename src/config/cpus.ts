@@ -1,13 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { cgroupHierarchies, readOrUndefined, type ReadFile } from './cgroup.js';
 
 /**
  * CPUs this process may really use: the affinity mask (availableParallelism) capped by a
- * cgroup v2 CPU quota (cpu.max "quota period"), as containers and systemd CPUQuota= set it.
+ * cgroup CPU quota, as containers (`docker run --cpus`, a Kubernetes CPU limit) and systemd
+ * CPUQuota= set it: cgroup v2 cpu.max "QUOTA PERIOD", or cgroup v1 cpu.cfs_quota_us over
+ * cpu.cfs_period_us. A fractional quota is rounded up (1.5 CPUs: 2 workers).
  */
-export function usableCpus(): number {
+export function usableCpus(read: ReadFile = readOrUndefined): number {
   const byAffinity = availableParallelism();
-  const quota = cgroupCpuQuota();
+  const quota = cgroupCpuQuota(read);
   return Math.max(1, quota === undefined ? byAffinity : Math.min(byAffinity, Math.ceil(quota)));
 }
 
@@ -19,25 +21,29 @@ export function parseCpuMax(content: string): number | undefined {
   return q > 0 && p > 0 ? q / p : undefined;
 }
 
-function cgroupCpuQuota(): number | undefined {
-  try {
-    const self = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
-    if (!self) return undefined;
-    // Walk up from our own cgroup: a quota on any ancestor limits us too.
-    let dir = self.slice(3).trim();
-    let best: number | undefined;
-    for (;;) {
-      try {
-        const q = parseCpuMax(readFileSync(`/sys/fs/cgroup${dir === '/' ? '' : dir}/cpu.max`, 'utf8'));
-        if (q !== undefined) best = best === undefined ? q : Math.min(best, q);
-      } catch {
-        // no cpu controller at this level
+/** cgroup v1: cpu.cfs_quota_us is -1 when there is no quota. */
+export function parseCfsQuota(quota: string, period: string): number | undefined {
+  const q = Number(quota.trim());
+  const p = Number(period.trim());
+  return Number.isFinite(q) && Number.isFinite(p) && q > 0 && p > 0 ? q / p : undefined;
+}
+
+/** The smallest CPU quota on this process's cgroup or an ancestor, in CPUs; undefined without one. */
+export function cgroupCpuQuota(read: ReadFile = readOrUndefined): number | undefined {
+  let best: number | undefined;
+  for (const h of cgroupHierarchies('cpu', read)) {
+    for (const dir of h.dirs) {
+      let q: number | undefined;
+      if (h.version === 2) {
+        const max = read(`${dir}/cpu.max`);
+        q = max === undefined ? undefined : parseCpuMax(max);
+      } else {
+        const quota = read(`${dir}/cpu.cfs_quota_us`);
+        const period = read(`${dir}/cpu.cfs_period_us`);
+        q = quota === undefined || period === undefined ? undefined : parseCfsQuota(quota, period);
       }
-      if (dir === '/' || dir === '') break;
-      dir = dir.slice(0, dir.lastIndexOf('/')) || '/';
+      if (q !== undefined) best = best === undefined ? q : Math.min(best, q);
     }
-    return best;
-  } catch {
-    return undefined;
   }
+  return best;
 }

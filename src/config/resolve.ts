@@ -39,6 +39,15 @@ export function describeSource(s: Source): string {
   return s.layer === 'default' ? 'default' : `${s.layer} ${s.detail}`;
 }
 
+/** Resolves the settings of a command that serves an app (serve, dev, check): an app must be named. */
+export async function resolveAppConfig(input: ResolveInput): Promise<Resolution> {
+  const r = await resolveConfig(input);
+  if (!r.config.app) {
+    throw new CorralError('E_NO_APP', 'no app to serve: pass APP[:EXPORT] (e.g. `corral server.mjs`), or set `app` in the config file or CORRAL_APP');
+  }
+  return r;
+}
+
 /** Resolves every setting through the layers: defaults < config file < env file < env < command line. */
 export async function resolveConfig(input: ResolveInput): Promise<Resolution> {
   const { cli, env, cwd } = input;

@@ -6,6 +6,7 @@
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import { compileAccessFormat } from '../logging/access-format.js';
+import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
 import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
@@ -45,7 +46,15 @@ const bindItem = text('ADDRESS', (s) => {
   }
 });
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const metricsBindItem = (s: string): string | undefined => {
+  if (s === 'off') return undefined;
+  try {
+    if (parseBind(s).kind === 'fd') return 'must be HOST:PORT, [IPv6]:PORT or unix:/path (fd:// is for the app\'s listeners)';
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
 
 export const SETTINGS = {
   app: setting({
@@ -75,6 +84,14 @@ export const SETTINGS = {
     type: fileMode(),
     default: 0o660,
     doc: 'File mode of unix sockets corral binds itself (the group must include the proxy user, or use 0666).',
+    reloadable: false,
+  }),
+  metricsBind: setting({
+    section: 'Listeners',
+    type: optionalText('ADDRESS', metricsBindItem),
+    default: undefined,
+    defaultDoc: 'off',
+    doc: 'The master\'s own listener for /metrics (Prometheus), /livez and /readyz: HOST:PORT, [IPv6]:PORT or unix:/path; `off` or unset: none (see docs/metrics.md).',
     reloadable: false,
   }),
   workers: setting({
@@ -211,7 +228,7 @@ export const SETTINGS = {
   }),
   logLevel: setting({
     section: 'Logs',
-    type: oneOf(LOG_LEVELS),
+    type: oneOf(LOG_LEVEL_CHOICES),
     default: 'info',
     doc: 'Lowest level written to the error log.',
   }),

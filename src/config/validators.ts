@@ -142,13 +142,15 @@ export function text(arg: string, check?: (s: string) => string | undefined): Va
 }
 
 /** A string that may be unset (undefined). */
-export function optionalText(arg: string): ValueType<string | undefined> {
+export function optionalText(arg: string, check?: (s: string) => string | undefined): ValueType<string | undefined> {
   return {
     kind: 'string',
     arg,
     parse(raw) {
       if (raw === undefined || raw === null || raw === '') return undefined;
       if (typeof raw !== 'string') throw new RuleError(`${describe(raw)} is not valid: must be a string`);
+      const problem = check?.(raw);
+      if (problem) throw new RuleError(`${describe(raw)} is not valid: ${problem}`);
       return raw;
     },
     show: (v) => v ?? '(unset)',

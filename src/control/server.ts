@@ -7,6 +7,9 @@ export type ControlEvent = ReloadEvent;
 
 const IDLE_BEFORE_WATCH_MS = 10_000;
 
+/** A request-response command: its answer is written as one JSON line `{t: NAME, ...answer}`. */
+export type ControlHandler = () => Record<string, unknown>;
+
 /**
  * The master's control socket (mode 0600): a client says `watch`, hears a hello with the
  * master's PID and how many reloads have started, and then hears of every reload that
@@ -16,6 +19,7 @@ const IDLE_BEFORE_WATCH_MS = 10_000;
 export class ControlServer {
   private readonly clients = new Set<Socket>();
   private seq: () => number = () => 0;
+  private readonly handlers = new Map<string, ControlHandler>();
 
   private constructor(
     private readonly server: Server,
@@ -42,6 +46,11 @@ export class ControlServer {
 
   onWatch(seq: () => number): void {
     this.seq = seq;
+  }
+
+  /** Registers a command (e.g. `status`) answered at once with one JSON line. */
+  handle(name: string, fn: ControlHandler): void {
+    this.handlers.set(name, fn);
   }
 
   broadcast(ev: ControlEvent): void {
@@ -76,6 +85,8 @@ export class ControlServer {
         s.setTimeout(0);
         const hello: Hello = { t: 'hello', pid: process.pid, seq: this.seq() };
         send(s, hello);
+      } else if (this.handlers.has(cmd)) {
+        if (!s.destroyed) s.write(JSON.stringify({ ...this.handlers.get(cmd)!(), t: cmd }) + '\n');
       } else {
         send(s, { t: 'error', message: `unknown command ${JSON.stringify(cmd.slice(0, 80))}` });
       }

@@ -14,6 +14,8 @@ export interface WorkerSpec {
     maxHeaderSize: number;
   };
   heartbeatMs: number;
+  /** Record the request-duration histogram (the metrics listener is on). */
+  metrics?: boolean;
   /** How long a drain may take once the master is gone (it cannot enforce it then). */
   gracefulTimeoutMs: number;
   /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
@@ -47,9 +49,36 @@ export interface BusyWith {
   forMs: number;
 }
 
+/**
+ * One method+status series of the request-duration histogram since the worker started:
+ * the count in each bucket of DURATION_BUCKETS plus one for +Inf (per bucket, not
+ * cumulative over `le`), and the sum of durations in seconds.
+ */
+export type HttpSeries = [method: string, status: number, counts: number[], sum: number];
+
+/** A metric of the app's own prom-client registry, as its getMetricsAsJSON() gives it. */
+export interface AppMetricFamily {
+  name: string;
+  help: string;
+  type: string;
+  values: Array<{ value: number; labels?: Record<string, string | number>; metricName?: string }>;
+}
+
+/** What a worker measured, sent with its heartbeat: cumulative values, never deltas. */
+export interface WorkerFigures {
+  /** Requests answered (or abandoned by the client) since the worker started. */
+  requests: number;
+  /** 99th percentile of the event-loop delay over the last interval (seconds). */
+  eld: number;
+  /** Every series, each time (absent when metrics are off). */
+  http?: HttpSeries[];
+  /** The app's prom-client metrics, only when they changed (at most every few seconds). */
+  app?: AppMetricFamily[];
+}
+
 export type WorkerMessage =
   | { t: 'ready' }
-  | { t: 'hb'; rss: number; inflight: number; busy?: BusyWith }
+  | { t: 'hb'; rss: number; inflight: number; busy?: BusyWith; m?: WorkerFigures }
   | { t: 'retire'; reason: string }
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }

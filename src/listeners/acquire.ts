@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
 import type { BindSpec } from './bind-spec.js';
-import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from './systemd-fds.js';
+import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from '../systemd/listen-fds.js';
 
 /** A listening socket owned by the master for its whole life and shared with every worker. */
 export interface Listener {
@@ -13,6 +13,8 @@ export interface Listener {
   label: string;
   /** Removes what the master created (a unix socket file) at exit. */
   cleanup(): void;
+  /** Closes a socket corral bound itself and removes its file (`corral check`); passed sockets stay open. */
+  close(): void;
 }
 
 /** The raw handle type net._createServerHandle returns (a TCP or Pipe wrap). */
@@ -20,6 +22,7 @@ interface RawHandle {
   fd: number;
   getsockname?(out: Record<string, unknown>): number;
   getpeername?(out: Record<string, unknown>): number;
+  close(cb?: () => void): void;
 }
 
 type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
@@ -43,26 +46,30 @@ const held: RawHandle[] = [];
  * LISTEN_* are removed from the environment either way.
  */
 export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode: number }): Promise<Listener[]> {
+  const passed = passedListeners();
+  if (passed.length > 0) return passed;
+  const listeners: Listener[] = [];
+  try {
+    for (const b of binds) listeners.push(await bindListener(b, opts));
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+  return listeners;
+}
+
+/** The sockets systemd passed, each checked to be one to accept connections on; LISTEN_* are removed. */
+export function passedListeners(): Listener[] {
   let passed;
   try {
     passed = parseListenFds(process.env, process.pid, openDescriptorsFrom3());
   } finally {
     clearListenEnv(process.env);
   }
-  if (passed.length > 0) {
-    return passed.map((p) => {
-      assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
-      return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {} };
-    });
-  }
-  const listeners: Listener[] = [];
-  try {
-    for (const b of binds) listeners.push(await bindOne(b, opts));
-  } catch (err) {
-    for (const l of listeners) l.cleanup();
-    throw err;
-  }
-  return listeners;
+  return passed.map((p) => {
+    assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
+    return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {}, close: () => {} };
+  });
 }
 
 /** How many descriptors from fd 3 up this process has open: the most LISTEN_FDS can name. */
@@ -130,11 +137,12 @@ function unixSocketState(fd: number): 'connected' | 'other' | undefined {
   return undefined;
 }
 
-async function bindOne(b: BindSpec, opts: { unixSocketMode: number }): Promise<Listener> {
+/** One --bind address, bound (not listening) and checked; a taken address fails here, not in the workers. */
+export async function bindListener(b: BindSpec, opts: { unixSocketMode: number }): Promise<Listener> {
   const create = createServerHandle();
   if (b.kind === 'fd') {
     assertStreamSocket(b.fd, `--bind ${b.text}`);
-    return { fd: b.fd, label: b.text, cleanup: () => {} };
+    return { fd: b.fd, label: b.text, cleanup: () => {}, close: () => {} };
   }
   if (b.kind === 'unix') {
     await removeStaleSocket(b.path, b.text);
@@ -142,20 +150,30 @@ async function bindOne(b: BindSpec, opts: { unixSocketMode: number }): Promise<L
     if (typeof h === 'number') throw unixBindError(h, b.path, b.text);
     held.push(h);
     chmodSync(b.path, opts.unixSocketMode);
-    return { fd: h.fd, label: b.text, cleanup: () => safeUnlink(b.path) };
+    return { fd: h.fd, label: b.text, cleanup: () => safeUnlink(b.path), close: () => release(h, () => safeUnlink(b.path)) };
   }
   const address = net.isIP(b.host) ? b.host : await resolveHost(b.host, b.text);
   const h = create(address, b.port, net.isIP(address));
   if (typeof h === 'number') throw bindError(h, b.text);
-  held.push(h);
   const out: Record<string, unknown> = {};
   // libuv defers bind()'s EADDRINUSE to listen(), which happens in the workers;
   // getsockname() reports the deferred error, so a taken address is caught here.
   const err = h.getsockname?.(out) ?? 0;
-  if (err !== 0) throw bindError(err, b.text);
+  if (err !== 0) {
+    h.close();
+    throw bindError(err, b.text);
+  }
+  held.push(h);
   const port = typeof out.port === 'number' ? out.port : b.port;
   const label = net.isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
-  return { fd: h.fd, label, cleanup: () => {} };
+  return { fd: h.fd, label, cleanup: () => {}, close: () => release(h) };
+}
+
+function release(h: RawHandle, then?: () => void): void {
+  const i = held.indexOf(h);
+  if (i >= 0) held.splice(i, 1);
+  h.close();
+  then?.();
 }
 
 async function resolveHost(host: string, text: string): Promise<string> {

@@ -8,6 +8,7 @@ export interface AccessRecord {
   time: Date;
   method: string;
   url: string;
+  /** '' when unknown (a request line the parser refused). */
   httpVersion: string;
   status: number;
   bytes: number;
@@ -16,8 +17,11 @@ export interface AccessRecord {
   requestId: string;
   pid: number;
   worker: string;
-  /** The request's headers, lower-case names (IncomingMessage#headers). */
-  reqHeaders: Record<string, string | string[] | undefined>;
+  /**
+   * The request's headers as the client sent them (IncomingMessage#rawHeaders: name, value,
+   * name, value...), not req.headers, which apps may rewrite while they serve.
+   */
+  rawHeaders: readonly string[];
   /** The response, for its headers. */
   res: { getHeader(name: string): string | string[] | number | undefined };
 }
@@ -27,7 +31,27 @@ function text(v: string | string[] | number | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
 
-const reqHeader = (r: AccessRecord, name: string) => text(r.reqHeaders[name]);
+/** Whether a header name equals `lower` (lower-case) ignoring ASCII case, without allocating. */
+function sameName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  if (name === lower) return true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** A request header as sent: every field of that name, in order, joined with ", ". */
+export function rawHeader(raw: readonly string[], lower: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < raw.length - 1; i += 2) {
+    if (sameName(raw[i]!, lower)) out = out === undefined ? raw[i + 1]! : out + ', ' + raw[i + 1]!;
+  }
+  return out;
+}
+
+const reqHeader = (r: AccessRecord, name: string) => rawHeader(r.rawHeaders, name);
 const resHeader = (r: AccessRecord, name: string) => text(r.res.getHeader(name));
 
 export type AccessFormatter = (r: AccessRecord) => string;
@@ -40,7 +64,7 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   time_clf: (r) => clfTime(r.time),
   method: (r) => r.method,
   url: (r) => r.url,
-  protocol: (r) => `HTTP/${r.httpVersion}`,
+  protocol: (r) => protocol(r),
   status: (r) => r.status,
   bytes: (r) => r.bytes,
   duration: (r) => round3(r.durationMs),
@@ -73,22 +97,56 @@ export function clfTime(d: Date): string {
   return clfCache.text;
 }
 
-/** Quotes a value the way nginx does: `"` and `\` and control bytes escaped as \xHH. */
+function protocol(r: AccessRecord): string | undefined {
+  return r.httpVersion === '' ? undefined : 'HTTP/' + r.httpVersion;
+}
+
+/*
+ * Escaping. Every character that could end, split or rewrite a line for a line-oriented
+ * reader or a terminal is escaped in every format: C0 controls (newlines among them), DEL,
+ * C1 controls (U+0080-U+009F: NEL U+0085 ends a line for some readers, CSI U+009B starts a
+ * terminal control sequence) and the line and paragraph separators U+2028/U+2029. Node reads
+ * the bytes 0x80-0xFF of a request line or header as these characters.
+ */
+const HEX = '0123456789ABCDEF';
+
+/** nginx's escape: `\xHH` for each UTF-8 byte of the character. */
+function hexEscape(c: string): string {
+  const code = c.charCodeAt(0);
+  if (code < 0x80) return '\\x' + HEX[code >> 4] + HEX[code & 15];
+  let out = '';
+  for (const b of Buffer.from(c, 'utf8')) out += '\\x' + HEX[b >> 4] + HEX[b & 15];
+  return out;
+}
+
+const QUOTED_ESCAPE = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+/** Unquoted (template) values: whitespace too, so a value stays one field. */
+const BARE_ESCAPE = /[\s"\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+
+/** Quotes a value the way nginx does: `"`, `\` and the characters above escaped as \xHH. */
 function quoted(v: string | number | undefined): string {
   if (v === undefined || v === '') return '"-"';
-  return '"' + String(v).replace(/["\\\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')) + '"';
+  return '"' + String(v).replace(QUOTED_ESCAPE, hexEscape) + '"';
 }
 
 function bare(v: string | number | undefined): string {
   if (v === undefined || v === '') return '-';
-  return String(v).replace(/[\s"\\\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+  return String(v).replace(BARE_ESCAPE, hexEscape);
 }
 
 /** Printable ASCII without `"` and `\`: JSON needs no escapes for these strings. */
 const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/** What JSON.stringify leaves raw of the characters above. */
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/;
+const JSON_UNSAFE_ALL = /[\x7f-\x9f\u2028\u2029]/g;
+const uEscape = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+
+/** JSON.stringify's text, with DEL, C1 controls and U+2028/U+2029 as \u escapes too. */
 function jsonString(v: string): string {
-  return JSON_SAFE.test(v) ? '"' + v + '"' : JSON.stringify(v);
+  if (JSON_SAFE.test(v)) return '"' + v + '"';
+  const s = JSON.stringify(v);
+  return JSON_UNSAFE.test(s) ? s.replace(JSON_UNSAFE_ALL, uEscape) : s;
 }
 
 let isoCache = { ms: NaN, text: '' };
@@ -109,7 +167,8 @@ function json(r: AccessRecord): string {
   if (r.remoteAddr !== undefined) s += ',"remote_addr":' + jsonString(r.remoteAddr);
   const xff = reqHeader(r, 'x-forwarded-for');
   if (xff !== undefined) s += ',"forwarded_for":' + jsonString(xff);
-  s += ',"method":' + jsonString(r.method) + ',"url":' + jsonString(r.url) + ',"protocol":' + jsonString('HTTP/' + r.httpVersion);
+  s += ',"method":' + jsonString(r.method) + ',"url":' + jsonString(r.url);
+  if (r.httpVersion !== '') s += ',"protocol":' + jsonString('HTTP/' + r.httpVersion);
   s += ',"status":' + jsonNumber(r.status) + ',"bytes":' + jsonNumber(r.bytes) + ',"duration_ms":' + jsonNumber(round3(r.durationMs));
   const ua = reqHeader(r, 'user-agent');
   if (ua !== undefined) s += ',"user_agent":' + jsonString(ua);
@@ -123,7 +182,7 @@ function jsonNumber(n: number): string {
 }
 
 function common(r: AccessRecord): string {
-  return `${bare(r.remoteAddr)} - - [${clfTime(r.time)}] ${quoted(`${r.method} ${r.url} HTTP/${r.httpVersion}`)} ${r.status} ${r.bytes > 0 ? r.bytes : '-'}`;
+  return `${bare(r.remoteAddr)} - - [${clfTime(r.time)}] ${quoted(r.httpVersion === '' ? `${r.method} ${r.url}` : `${r.method} ${r.url} HTTP/${r.httpVersion}`)} ${r.status} ${r.bytes > 0 ? r.bytes : '-'}`;
 }
 
 function combined(r: AccessRecord): string {

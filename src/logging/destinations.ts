@@ -37,20 +37,44 @@ function whoAmI(): string {
   return `user ${u.username} (uid ${u.uid})`;
 }
 
-/** Refuses to start when a log file cannot be written: names the path and the user. */
-export function checkLogTargets(t: LogTargets, logDir: string | undefined, cwd: string): void {
-  if (logDir) checkDir(resolve(cwd, logDir), 'log-dir');
+/** One check of a log path: `run` throws an E_LOG_PATH error that names the path and the user. */
+export interface LogPathCheck {
+  what: string;
+  /** Set on the log-dir's own check. */
+  logDir?: string;
+  /** The log-dir this file lives in: checked once, by the log-dir's own check. */
+  inside?: string;
+  run(): void;
+}
+
+/** What must hold for the logs to be written: the log directory, then each log file's directory and file. */
+export function logPathChecks(t: LogTargets, logDir: string | undefined, cwd: string): LogPathCheck[] {
+  const out: LogPathCheck[] = [];
+  const base = logDir ? resolve(cwd, logDir) : undefined;
+  if (base) out.push({ what: `log-dir ${base}`, logDir: base, run: () => checkDir(base, 'log-dir') });
   for (const [name, target] of [['access log', t.access], ['error log', t.error]] as const) {
     if (target.kind !== 'file') continue;
     const dir = resolve(target.path, '..');
-    checkDir(dir, `${name} directory`);
-    try {
-      if (statSync(target.path).isFile()) accessSync(target.path, constants.W_OK);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new CorralError('E_LOG_PATH', `${name} ${target.path} is not writable by ${whoAmI()}: fix its owner or mode`);
-    }
+    out.push({
+      what: `${name} ${target.path}`,
+      inside: dir === base ? base : undefined,
+      run: () => {
+        if (dir !== base) checkDir(dir, `${name} directory`);
+        try {
+          if (statSync(target.path).isFile()) accessSync(target.path, constants.W_OK);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw new CorralError('E_LOG_PATH', `${name} ${target.path} is not writable by ${whoAmI()}: fix its owner or mode`);
+        }
+      },
+    });
   }
+  return out;
+}
+
+/** Refuses to start when a log file cannot be written: names the path and the user. */
+export function checkLogTargets(t: LogTargets, logDir: string | undefined, cwd: string): void {
+  for (const c of logPathChecks(t, logDir, cwd)) c.run();
 }
 
 function checkDir(dir: string, what: string): void {

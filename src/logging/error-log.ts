@@ -1,5 +1,5 @@
 import type { Sink } from './sink.js';
-import { SYSLOG_PRIORITY } from './syslog.js';
+import { syslogPriority } from './levels.js';
 import { pretty } from './pretty.js';
 
 export interface ErrorLogMode {
@@ -32,7 +32,7 @@ export class ErrorLog {
       rec = { level: 'info', msg: text };
     }
     const body = this.mode.pretty ? pretty(rec) : text;
-    const prefix = this.mode.syslogPrefix ? `<${SYSLOG_PRIORITY[String(rec.level)] ?? 6}>` : '';
+    const prefix = this.mode.syslogPrefix ? `<${syslogPriority(String(rec.level))}>` : '';
     this.sink.write(body.split('\n').map((l) => prefix + l).join('\n') + '\n');
   }
 

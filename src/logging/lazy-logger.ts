@@ -1,8 +1,6 @@
 import { createLogger, type LineDestination, type Logger, type LoggerOptions } from './logger.js';
 
-/** pino's numeric levels: a line is written when its level is at least the logger's. */
-const LEVEL_VALUES: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
-const METHODS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+import { LEVEL_NAMES, levelValue } from './levels.js';
 
 /**
  * A logger that creates the pino logger (and loads pino, about 20 ms of start-up on a small
@@ -17,9 +15,9 @@ export function lazyLogger(opts: LoggerOptions, dest: LineDestination | number):
   let level = opts.level;
   const load = (): Logger => (real ??= createLogger({ ...opts, level }, dest));
   const methods: Record<string, (...args: unknown[]) => void> = {};
-  for (const name of METHODS) {
+  for (const name of LEVEL_NAMES) {
     methods[name] = (...args: unknown[]) => {
-      if (!real && LEVEL_VALUES[name]! < (LEVEL_VALUES[level] ?? 0)) return;
+      if (!real && levelValue(name) < levelValue(level)) return;
       (load()[name] as (...a: unknown[]) => void)(...args);
     };
   }

@@ -2,7 +2,7 @@ import { isatty } from 'node:tty';
 import type { Resolution } from '../config/resolve.js';
 import { terminalAccessFormat } from './access-pretty.js';
 import { logTargets } from './destinations.js';
-import { isJournalStream } from './syslog.js';
+import { isJournalStream } from '../systemd/journal.js';
 
 /**
  * Access lines on a terminal read `GET /nope 404 24 B 0.9 ms` (coloured): when the access

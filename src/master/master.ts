@@ -5,7 +5,7 @@ import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
-import type { Notifier } from './notify.js';
+import type { Notifier } from '../systemd/notify.js';
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
@@ -13,6 +13,7 @@ import { WorkerHandle, type WorkerProcess } from './worker-handle.js';
 import type { MasterLogs } from './worker-logs.js';
 import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
+import { exitReasonOf, MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -69,6 +70,8 @@ export interface MasterDeps {
   cwd: string;
   /** Called once, when the first generation serves (the start-up is over). */
   onServing?(): void;
+  /** corral's version, for corral_build_info. */
+  version?: string;
   /** Called when a reload has finished, with its result (dev: the terminal says so). */
   onReload?: (ok: boolean, detail: string) => void;
   /** Defaults to the real processes, clock, signals and timers (dev swaps in warm spares). */
@@ -105,9 +108,15 @@ export class Master {
   private readonly rt: MasterRuntime;
   /** The stop under way: the signal that began it, when, and (during a shutdown delay) when the drain starts. */
   private stop: { sig: Sig; since: number; drainAt: number | undefined } | undefined;
+  private lastTickAt: number;
+  /** Told of starts, exits, reloads and heartbeats; asks `view` when /metrics or status is asked. */
+  readonly metrics: MasterMetrics;
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
+    this.lastTickAt = this.rt.now();
+    this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
+    this.metrics.masterStarted(this.lastTickAt);
   }
 
   /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
@@ -145,6 +154,7 @@ export class Master {
   private tick(): void {
     this.rt.clearTimeout(this.timer);
     const now = this.rt.now();
+    this.lastTickAt = now;
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
     if (this.stop?.drainAt !== undefined && now >= this.stop.drainAt) this.startDrain(now, `${this.stop.sig}: shutdown delay over`);
     for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
@@ -313,6 +323,7 @@ export class Master {
   }
 
   private reloadFinished(ok: boolean, detail: string): void {
+    this.metrics.reloadFinished(ok);
     const at = new Date().toISOString().slice(11, 19);
     this.lastReload = ok ? `ok at ${at}` : `FAILED at ${at}: ${detail}`;
     if (ok) this.d.log.info(`reload #${this.reloadSeq} done: ${detail}`);
@@ -354,6 +365,10 @@ export class Master {
     const gen = this.pending!;
     if (!this.current) {
       if (w.bootFailure?.kind === 'load') return this.fail(new CorralError('E_APP_LOAD', w.bootFailure.message), now);
+      // A socket the workers cannot listen on (a passed TCP socket whose connection died looks
+      // bound until listen(2) says EINVAL) fails every retry alike: a configuration error,
+      // which the unit does not restart, instead of exit 3 and a restart loop.
+      if (w.bootFailure?.kind === 'listen') return this.fail(new CorralError('E_BIND_FAILED', `workers cannot listen on ${this.d.listeners.map((l) => l.label).join(', ') || 'the listeners'}: ${w.bootFailure.message}`), now);
       const n = gen.recordFailure(w.slot, now);
       if (n >= BOOT_ATTEMPTS) {
         return this.fail(new CorralError('E_WORKER_BOOT', `workers failed to boot ${n} times in a row (last: ${reason}); giving up`), now);
@@ -384,6 +399,7 @@ export class Master {
     });
     const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
+    this.metrics.workerStarted();
     child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     child.once('exit', (code, signal) => {
       w.exit = { code, signal };
@@ -415,7 +431,9 @@ export class Master {
       case 'hb':
         w.rss = msg.rss;
         w.firstRss ||= msg.rss;
+        w.inflight = msg.inflight;
         w.busy = msg.busy;
+        if (msg.m) this.metrics.workerReported(w, msg.m);
         break;
       case 'retire':
         if (w.state === 'ready' && w.generation === this.current && this.phase === 'running') {
@@ -440,6 +458,7 @@ export class Master {
     this.workers.delete(w);
     const was = w.state;
     w.state = 'dead';
+    this.metrics.workerExited(w, exitReasonOf(w, was));
     const gen = w.generation;
     const live = gen === this.current || gen === this.pending;
     // The exit code is the fallback when the worker's last message (boot-failed) was lost.
@@ -548,6 +567,24 @@ export class Master {
       lastReload: this.lastReload,
       drainInMs: this.stopping()?.drainInMs,
     });
+  }
+
+  /** The master's picture for /metrics, /readyz and `corral status`. */
+  private view(): MasterView {
+    const serving = this.current;
+    return {
+      phase: this.phase,
+      generation: serving?.id ?? 0,
+      desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers,
+      serving: serving && { ready: this.genWorkers(serving).filter((w) => w.serving).length, target: serving.target },
+      lastReload: this.lastReload,
+      now: this.rt.now(),
+      lastTickAt: this.lastTickAt,
+      workers: [...this.workers],
+      listeners: this.d.listeners,
+      backlog: (serving ?? this.pending)?.config.backlog ?? this.d.resolution.config.backlog,
+      drainInMs: this.stopping()?.drainInMs,
+    };
   }
 
   private pingWatchdog(now: number): void {

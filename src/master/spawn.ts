@@ -54,6 +54,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
       maxHeaderSize: c.maxHeaderSize,
     },
     heartbeatMs: heartbeatMs(c.timeout),
+    metrics: c.metricsBind !== undefined && c.metricsBind !== 'off',
     gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),
     maxRequests: requestLimit(c),
     logLevel: c.logLevel,

@@ -45,6 +45,8 @@ export class WorkerHandle {
   readyAt = 0;
   lastCheckin: number;
   rss = 0;
+  /** Requests in flight at its last check-in. */
+  inflight = 0;
   /** RSS at the first check-in: what the app needs just to start. */
   firstRss = 0;
   /** Kept (reused) connections it holds, as last reported; null until the first report. */

@@ -6,12 +6,16 @@ import { createServer, ServerResponse, type Server } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
-import { AppLoadError, loadApp, type LoadedApp } from './app-loader.js';
+import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
-import { AccessBatch, requestLogger } from './access-log.js';
+import { AccessBatch } from './access-log.js';
+import { requestLogger } from './request-log.js';
+import { attachClientErrors } from './client-errors.js';
 import { CorralResponse } from './response.js';
 import { AccessWriter } from './access-writer.js';
+import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 
 const spec = JSON.parse(process.env.CORRAL_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec) {
@@ -27,6 +31,10 @@ const tracker = new ConnectionTracker();
 const access = spec.logs.access && new AccessWriter(spec.logs.access, { errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m) => log.error(m) });
 const accessBatch = access && new AccessBatch(access);
 const servers: Server[] = [];
+const requestMetrics = new RequestMetrics(spec.metrics === true);
+const loopDelay = new EventLoopDelay();
+const appPath = parseAppRef(spec.app).path;
+const appMetrics = spec.metrics ? new AppMetrics(isAbsolute(appPath) ? appPath : resolvePath(spec.cwd, appPath), (err) => log.debug({ err }, 'cannot read the app\'s prom-client registry')) : undefined;
 let app: LoadedApp | undefined;
 let stopping: 'drain' | 'fast' | undefined;
 let heartbeat: NodeJS.Timeout | undefined;
@@ -114,6 +122,7 @@ async function boot(): Promise<void> {
       slowMs: spec!.logs.slowMs,
       worker: workerName,
       log,
+      metrics: requestMetrics,
     }, accessBatch),
   });
   try {
@@ -148,6 +157,7 @@ function listen(fd: number, handler: ReturnType<typeof wrapHandler>): Promise<vo
   server.keepAliveTimeout = spec!.http.keepAliveTimeoutMs;
   tracker.attach(server);
   accessBatch?.attach(server);
+  attachClientErrors(server);
   servers.push(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -169,7 +179,7 @@ function reportConns(): void {
 }
 
 function beat(): void {
-  send({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, busy: tracker.oldest() });
+  send({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, busy: tracker.oldest(), m: figures(requestMetrics, loopDelay, appMetrics, performance.now()) });
 }
 
 async function drain(why: string): Promise<void> {
@@ -204,7 +214,28 @@ async function finish(code: number): Promise<void> {
   }
   accessBatch?.flush();
   access?.close();
+  await lastBeat();
   process.exit(code);
+}
+
+/**
+ * A last heartbeat, so the master counts every request this worker answered since the
+ * previous one; exit waits until it is written (bounded: the master may be gone).
+ */
+function lastBeat(): Promise<void> {
+  if (!process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    try {
+      process.send!({ t: 'hb', rss: process.memoryUsage.rss(), inflight: tracker.inflightCount, m: figures(requestMetrics, loopDelay, appMetrics, performance.now()) }, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 void boot();

@@ -1,42 +1,96 @@
 import { ServerResponse } from 'node:http';
 
-/** Called once per response, when the app ends it and before its last bytes are sent. */
+/** A response of corral's servers that corral's handler has not begun (Node may answer it itself). */
+export const CREATED = 0;
+/** Begun by corral's handler: the app has it. */
+export const BEGUN = 1;
+/** Its access line is written (or it needs none): nothing more is logged for it. */
+export const LOGGED = 2;
+
+/**
+ * Called once per response of corral's servers, when it is ended and before its last bytes
+ * are sent: by the app (BEGUN), or by Node itself for a request it refused before the
+ * handler (CREATED: 400 for an HTTP/1.1 request without Host, 417).
+ */
 export type EndHook = (res: CorralResponse) => void;
 
 let onEnd: EndHook = () => {};
 
+/**
+ * The response class of corral's servers (http.createServer's ServerResponse option). Its
+ * fields are own properties set by the constructor, so every response has one shape and
+ * keeps them when a framework replaces its prototype (Express does, per request).
+ */
+export class CorralResponse extends ServerResponse {
+  /** CREATED, BEGUN or LOGGED; responses of other servers have none (undefined). */
+  phase = CREATED;
+  /** performance.now() at the request's first byte. */
+  startedAt = 0;
+  /** Body bytes sent (none for HEAD, 204, 304). */
+  bytesOut = 0;
+  requestId = '';
+}
+
+interface Internals {
+  phase?: number;
+  bytesOut: number;
+  /** OutgoingMessage's: false for HEAD and, once the status line is written, 204/304/1xx. */
+  _hasBody: boolean;
+  finished: boolean;
+  destroyed: boolean;
+  headersSent: boolean;
+  statusCode: number;
+}
+
+type WriteFn = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
+type EndFn = (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) => ServerResponse;
+
+let installed = false;
+
+/**
+ * Installs the end hook, and once per process corral's byte counting and end detection on
+ * http.ServerResponse.prototype itself, so neither depends on a response's own prototype
+ * chain: Express swaps each response's prototype for its own (which inherits this one), and
+ * wrappers such as compression's replace res.write/res.end as own properties but call the
+ * methods they found. Only corral's responses (those with a phase) are touched; the
+ * responses of servers an app creates itself go through unchanged. No per-request closures.
+ */
 export function setEndHook(hook: EndHook): void {
   onEnd = hook;
+  if (installed) return;
+  installed = true;
+  const proto = ServerResponse.prototype as unknown as { write: WriteFn; end: EndFn };
+  const write = proto.write;
+  const end = proto.end;
+  proto.write = function (this: ServerResponse, chunk, encoding, cb) {
+    const r = this as unknown as Internals;
+    if (r.phase === undefined || r.finished || r.destroyed) return write.call(this, chunk, encoding, cb);
+    const ok = write.call(this, chunk, encoding, cb);
+    // The status line is written by now, so _hasBody is final.
+    if (r._hasBody) r.bytesOut += byteLength(chunk, encoding);
+    return ok;
+  };
+  proto.end = function (this: ServerResponse, chunk, encoding, cb) {
+    const r = this as unknown as Internals;
+    // A response the app destroyed is logged at its close, as the client got it.
+    if (r.phase !== undefined && r.phase !== LOGGED && !r.finished && !r.destroyed) {
+      if (typeof chunk !== 'function' && bodyAllowed(r)) r.bytesOut += byteLength(chunk, encoding);
+      onEnd(this as CorralResponse);
+    }
+    return end.call(this, chunk, encoding, cb);
+  };
+}
+
+/** Whether the response carries a body, before or after its status line is written. */
+function bodyAllowed(r: Internals): boolean {
+  if (!r._hasBody) return false;
+  if (r.headersSent) return true;
+  const s = r.statusCode;
+  return !(s === 204 || s === 304 || (s >= 100 && s < 200));
 }
 
 function byteLength(chunk: unknown, encoding: unknown): number {
   if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (chunk instanceof Uint8Array) return chunk.byteLength;
   return 0;
-}
-
-/**
- * The response class of corral's servers (http.createServer's ServerResponse option): it
- * counts body bytes and calls the end hook, without per-request closures or wrappers, so
- * every response keeps one shape.
- */
-export class CorralResponse extends ServerResponse {
-  startedAt = 0;
-  bytesOut = 0;
-  requestId = '';
-  ended = false;
-
-  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    this.bytesOut += byteLength(chunk, encoding);
-    return (ServerResponse.prototype.write as (...a: unknown[]) => boolean).call(this, chunk, encoding, cb);
-  }
-
-  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
-    if (!this.ended) {
-      this.ended = true;
-      if (typeof chunk !== 'function') this.bytesOut += byteLength(chunk, encoding);
-      onEnd(this);
-    }
-    return (ServerResponse.prototype.end as (...a: unknown[]) => this).call(this, chunk, encoding, cb);
-  }
 }

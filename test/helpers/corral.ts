@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { CLI, ROOT, app } from './paths.js';
 import { freePort } from './ports.js';
+import { MASTER_ONLY_ENV } from '../../src/systemd/env.js';
 
 export interface Exit {
   code: number | null;
@@ -112,11 +113,13 @@ export class Corral {
   }
 }
 
+const IGNORED_ENV: string[] = ['PORT', 'WEB_CONCURRENCY', ...MASTER_ONLY_ENV, 'LOGS_DIRECTORY', 'RUNTIME_DIRECTORY', 'JOURNAL_STREAM', 'NODE_TEST_CONTEXT'];
+
 /** The test runner's environment without anything that would change corral's behaviour. */
 export function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('CORRAL_') || ['PORT', 'WEB_CONCURRENCY', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'LOGS_DIRECTORY', 'RUNTIME_DIRECTORY', 'JOURNAL_STREAM', 'NODE_TEST_CONTEXT'].includes(k)) continue;
+    if (k.startsWith('CORRAL_') || IGNORED_ENV.includes(k)) continue;
     env[k] = v;
   }
   return env;

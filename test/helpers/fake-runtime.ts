@@ -7,7 +7,7 @@ import type { SettingName } from '../../src/config/settings.js';
 import type { MasterMessage, WorkerMessage } from '../../src/ipc/messages.js';
 import type { Logger } from '../../src/logging/logger.js';
 import { Master, type MasterRuntime } from '../../src/master/master.js';
-import type { Notifier } from '../../src/master/notify.js';
+import type { Notifier } from '../../src/systemd/notify.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
 import type { WorkerProcess } from '../../src/master/worker-handle.js';
 import type { MasterLogs } from '../../src/master/worker-logs.js';

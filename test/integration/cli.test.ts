@@ -78,7 +78,7 @@ describe('command line', () => {
     const logs = mkdtempSync(join(tmpdir(), 'corral-check-logs-'));
     const rel = await runCli(['check', '--bind', `127.0.0.1:${port}`, '--log-dir', logs, '--access-log', 'access.log', app('hello.mjs')], { cwd: '/' });
     assert.equal(rel.code, 0, rel.output);
-    assert.match(rel.output, new RegExp(`ok +access-log ${logs}/access\\.log: directory ${logs} writable`));
+    assert.match(rel.output, new RegExp(`ok +access log ${logs}/access\\.log: writable`));
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
     try {
@@ -86,10 +86,20 @@ describe('command line', () => {
       assert.equal(r.code, 4, 'an app that cannot load makes check exit 4');
       assert.match(r.output, /FAIL +app .*failed to load: Error: this app cannot start/);
       assert.match(r.output, new RegExp(`FAIL +bind 127\\.0\\.0\\.1:${port}: address already in use`));
-      assert.match(r.output, /FAIL +log-dir \/nonexistent-logs missing or not writable/);
+      assert.match(r.output, /FAIL +log-dir \/nonexistent-logs does not exist/);
       assert.match(r.output, /E_CHECK_FAILED: 3 problem\(s\) found/);
     } finally {
       busy.close();
     }
+  });
+
+  test('check runs the binds as serve does: an open descriptor that is not a socket fails both, with exit 78', async () => {
+    const wrap = ['bash', '-c', 'exec 3</etc/hostname; exec "$0" "$@"'];
+    const checked = await runCli(['check', '--bind', 'fd://3', app('hello.mjs')], { wrap });
+    assert.equal(checked.code, 78, checked.output);
+    assert.match(checked.output, /FAIL +bind fd:\/\/3: .*not an open socket/);
+    const served = await runCli(['--bind', 'fd://3', app('hello.mjs')], { wrap });
+    assert.equal(served.code, 78, served.output);
+    assert.match(served.output, /E_LISTEN_FDS: --bind fd:\/\/3 is not an open socket/);
   });
 });

@@ -3,7 +3,8 @@
  * first process of a new PID namespace (`unshare --pid --fork --mount-proc`). Node cannot
  * reap the orphans it adopts, so the master says so at start; signals and
  * `corral reload --wait 1` work. Under tini (PID 1, corral PID 2) the orphans are reaped
- * and signals still reach corral.
+ * and signals still reach corral. Alone and under tini, QUIT drains (the request in flight
+ * completes) and INT stops at once, with exit 0 and every worker stopped before the master.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -72,6 +73,30 @@ async function eventually(fn: () => boolean, timeoutMs: number): Promise<boolean
   return fn();
 }
 
+/** Host PIDs of the children of host process `pid`. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A host process's PID inside its own PID namespace (the last NSpid field). */
+function nsPid(hostPid: number): number {
+  const line = readFileSync(`/proc/${hostPid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+  return Number(line!.trim().split(/\s+/).at(-1));
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** The master's PID as the namespace sees it, from its own log lines. */
 function innerMasterPid(c: Corral): number {
   for (const line of c.lines) {
@@ -91,9 +116,9 @@ describe('corral as PID 1 of a PID namespace (a container without an init)', { s
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function start(wrap: string[]): Promise<{ c: Corral; port: number; init: number }> {
+  async function start(wrap: string[], fixture = 'orphans.mjs', workers = 1): Promise<{ c: Corral; port: number; init: number }> {
     const port = await freePort();
-    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', app('orphans.mjs')], {
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', String(workers), '--access-log', 'off', app(fixture)], {
       wrap, env: { TMPDIR: tmp },
     });
     started.push(c);
@@ -158,4 +183,51 @@ describe('corral as PID 1 of a PID namespace (a container without an init)', { s
     assert.deepEqual(exit, { code: 0, signal: null }, c.output);
     assert.match(c.output, /drain/i, 'SIGTERM reached corral through tini');
   });
+
+  for (const [mode, wrap] of [['alone', UNSHARE], ['under tini', [...UNSHARE, 'tini', '--']]] as const) {
+    const modeSkip = mode === 'under tini' ? noTini : undefined;
+
+    /** corral with 2 workers and one request in flight; the master's and workers' host PIDs. */
+    async function busy(ms: number) {
+      const { c, port, init } = await start([...wrap], 'hello.mjs', 2);
+      const master = mode === 'alone' ? init : childrenOf(init)[0]!;
+      assert.equal(nsPid(master), innerMasterPid(c), 'the master found on the host');
+      const workers = childrenOf(master);
+      assert.equal(workers.length, 2, 'two workers');
+      const inflight = get({ port, path: `/slow?ms=${ms}`, timeoutMs: 30_000 }).catch((e: Error) => e);
+      await new Promise((r) => setTimeout(r, 400)); // in a worker now
+      return { c, init, workers, inner: workers.map(nsPid), inflight };
+    }
+
+    /** Every worker's stop is logged before the master's exit, and none is left. */
+    function workersStopped(c: Corral, workers: number[], inner: number[]): void {
+      const last = c.lines.findIndex((l) => /all workers stopped; exiting/.test(l));
+      assert.ok(last >= 0, `the master waited for its workers:\n${c.output}`);
+      for (const pid of inner) {
+        assert.ok(c.lines.slice(0, last).some((l) => new RegExp(`worker ${pid} \\(.*\\) (stopped|exited|killed)`).test(l)), `worker ${pid} stopped before the master exited:\n${c.output}`);
+      }
+      assert.ok(workers.every((p) => !alive(p)), 'no worker outlives the master');
+    }
+
+    test(`${mode}: SIGQUIT drains (the request in flight completes), exit 0, every worker stopped`, { skip: modeSkip }, async () => {
+      const { c, init, workers, inner, inflight } = await busy(2000);
+      process.kill(init, 'SIGQUIT');
+      const reply = await inflight;
+      assert.ok(!(reply instanceof Error), `the request in flight failed: ${String(reply)}`);
+      assert.equal(reply.status, 200);
+      assert.deepEqual(await c.waitExit(30_000), { code: 0, signal: null }, c.output);
+      assert.match(c.output, /SIGQUIT: graceful shutdown/);
+      workersStopped(c, workers, inner);
+    });
+
+    test(`${mode}: SIGINT stops at once (the 20-second request is cut), exit 0, every worker stopped`, { skip: modeSkip }, async () => {
+      const { c, init, workers, inner, inflight } = await busy(20_000);
+      const t0 = Date.now();
+      process.kill(init, 'SIGINT');
+      assert.deepEqual(await c.waitExit(15_000), { code: 0, signal: null }, c.output);
+      assert.ok(Date.now() - t0 < 15_000, 'did not wait for the request');
+      assert.ok((await inflight) instanceof Error, 'the request in flight was cut');
+      workersStopped(c, workers, inner);
+    });
+  }
 });

@@ -102,7 +102,7 @@ describe('dev: code frame', () => {
 describe('access lines for a terminal', () => {
   const rec = (over: Partial<AccessRecord> = {}): AccessRecord => ({
     time: new Date(), method: 'GET', url: '/nope', httpVersion: '1.1', status: 404, bytes: 24, durationMs: 0.92,
-    remoteAddr: '127.0.0.1', requestId: 'r', pid: 1, worker: '1.1', reqHeaders: {}, res: { getHeader: () => undefined }, ...over,
+    remoteAddr: '127.0.0.1', requestId: 'r', pid: 1, worker: '1.1', rawHeaders: [], res: { getHeader: () => undefined }, ...over,
   });
 
   test('GET /nope 404 24 B 0.9 ms, coloured by status when asked', () => {

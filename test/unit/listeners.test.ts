@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseBind } from '../../src/listeners/bind-spec.js';
-import { clearListenEnv, parseListenFds } from '../../src/listeners/systemd-fds.js';
+import { clearListenEnv, parseListenFds } from '../../src/systemd/listen-fds.js';
 import { parseCpuMax } from '../../src/config/cpus.js';
 import { CorralError } from '../../src/errors.js';
 

@@ -20,7 +20,7 @@ const rec = (over: Partial<AccessRecord> = {}): AccessRecord => ({
   requestId: 'rid-1',
   pid: 42,
   worker: '1.2',
-  reqHeaders: { 'user-agent': 'curl/8', referer: 'https://r/', 'x-forwarded-for': '1.2.3.4', authorization: 'Bearer SECRET', 'x-tenant': ['acme'] },
+  rawHeaders: ['User-Agent', 'curl/8', 'Referer', 'https://r/', 'X-Forwarded-For', '1.2.3.4', 'Authorization', 'Bearer SECRET', 'x-tenant', 'acme'],
   res: { getHeader: (n: string) => ({ 'content-type': 'text/plain', 'set-cookie': 'SECRET' } as Record<string, string>)[n] },
   ...over,
 });
@@ -36,30 +36,69 @@ describe('access log formats', () => {
     assert.doesNotMatch(line, /SECRET/);
   });
 
-  test('json text is exactly what JSON.stringify gives, for awkward values too', () => {
-    const awkward = ['', 'plain', 'quote " and \\ backslash', 'tab\tnl\ncr\r\x00\x1f\x7f', 'caf\u00e9 \u{1f600}', 'lone \ud800 surrogate', '\u2028\u2029'];
+  test('json text is exactly what JSON.stringify gives for ordinary values, and parses back equal for escaped ones', () => {
+    const ordinary = ['', 'plain', 'quote " and \\ backslash', 'tab\tnl\ncr\r\x00\x1f', 'caf\u00e9 \u{1f600} \u00a0\u00ff', 'lone \ud800 surrogate'];
+    // JSON.stringify leaves these raw; the access log escapes them (\u007f, \u0085, \u2028...).
+    const escaped = ['del \x7f', 'nel \u0085 csi \u009b[31m', 'c1 \u0080\u009f', '\u2028\u2029'];
     const json = compileAccessFormat('json');
-    for (const v of awkward) {
+    for (const v of [...ordinary, ...escaped]) {
       for (const over of [
         { url: v, method: v, requestId: v, worker: v },
-        { remoteAddr: v || undefined, reqHeaders: { 'user-agent': v, referer: [v, v], 'x-forwarded-for': v } },
-        { remoteAddr: undefined, reqHeaders: {}, durationMs: Number.NaN, bytes: 0, status: 499 },
+        { remoteAddr: v || undefined, rawHeaders: ['user-agent', v, 'Referer', v, 'referer', v, 'X-Forwarded-For', v] },
+        { remoteAddr: undefined, rawHeaders: [], durationMs: Number.NaN, bytes: 0, status: 499 },
       ] as Array<Partial<AccessRecord>>) {
         const r = rec(over);
         const header = (n: string) => {
-          const h = r.reqHeaders[n];
-          return Array.isArray(h) ? h.join(', ') : h;
+          const values: string[] = [];
+          for (let i = 0; i < r.rawHeaders.length; i += 2) if (r.rawHeaders[i]!.toLowerCase() === n) values.push(r.rawHeaders[i + 1]!);
+          return values.length === 0 ? undefined : values.join(', ');
         };
         const expected = JSON.stringify({
           time: r.time.toISOString(), remote_addr: r.remoteAddr, forwarded_for: header('x-forwarded-for'), method: r.method, url: r.url,
           protocol: `HTTP/${r.httpVersion}`, status: r.status, bytes: r.bytes, duration_ms: Math.round(r.durationMs * 1000) / 1000,
           user_agent: header('user-agent'), referer: header('referer'), request_id: r.requestId, pid: r.pid, worker: r.worker,
         });
-        assert.equal(json(r), expected);
+        const line = json(r);
+        if (ordinary.includes(v)) assert.equal(line, expected);
+        else assert.deepEqual(JSON.parse(line), JSON.parse(expected));
+        assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f\u2028\u2029]/, 'no raw control or separator character');
       }
     }
     // The time is cached per millisecond, never reused across milliseconds.
     assert.match(json(rec({ time: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 679)) })), /"time":"2026-01-02T03:04:05\.679Z"/);
+  });
+
+  test('every format escapes C0, DEL, C1 controls and U+2028/U+2029; nginx-style formats as \\xHH of the UTF-8 bytes', () => {
+    const hostile = 'a\nb\rc\x1b[2Jd\x7fe\u0085f\u009b[31mg\u2028h\u2029i caf\u00e9';
+    const r = rec({ url: '/' + hostile, rawHeaders: ['User-Agent', hostile, 'Referer', hostile, 'X-Tenant', hostile] });
+    const line = compileAccessFormat('json')(r);
+    assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f\u2028\u2029]/);
+    assert.match(line, /"user_agent":"a\\nb\\rc\\u001b\[2Jd\\u007fe\\u0085f\\u009b\[31mg\\u2028h\\u2029i caf\u00e9"/);
+    assert.equal((JSON.parse(line) as { user_agent: string }).user_agent, hostile);
+    const nginx = 'a\\x0Ab\\x0Dc\\x1B[2Jd\\x7Fe\\xC2\\x85f\\xC2\\x9B[31mg\\xE2\\x80\\xA8h\\xE2\\x80\\xA9i caf\u00e9';
+    assert.equal(compileAccessFormat('combined')(r), `10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /${nginx} HTTP/1.1" 200 1234 "${nginx}" "${nginx}"`);
+    assert.equal(compileAccessFormat('common')(r), `10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /${nginx} HTTP/1.1" 200 1234`);
+    // Templates also escape whitespace, so each value stays one field (U+00A0 as its UTF-8 bytes).
+    assert.equal(compileAccessFormat('{url} {req.x-tenant} {user_agent}')(rec({ url: '/x\u00a0y z', rawHeaders: ['x-tenant', hostile, 'user-agent', 'ua'] })), `/x\\xC2\\xA0y\\x20z ${nginx.replace(' ', '\\x20')} ua`);
+    for (const format of ['json', 'combined', 'common', '{url} {user_agent} {referer} {req.x-tenant} {forwarded_for}']) {
+      assert.doesNotMatch(compileAccessFormat(format)(r), /[\x00-\x1f\x7f-\x9f\u2028\u2029]/, format);
+    }
+  });
+
+  test('request headers come from what the client sent: any case, repeated ones joined', () => {
+    const r = rec({ rawHeaders: ['X-FORWARDED-FOR', '203.0.113.9', 'user-AGENT', 'ua/1', 'x-forwarded-for', '10.1.1.1', 'X-Tenant', 't1', 'x-tenant', 't2'] });
+    const line = JSON.parse(compileAccessFormat('json')(r)) as Record<string, unknown>;
+    assert.equal(line.forwarded_for, '203.0.113.9, 10.1.1.1');
+    assert.equal(line.user_agent, 'ua/1');
+    assert.equal(line.referer, undefined);
+    assert.equal(compileAccessFormat('{req.X-Tenant}|{forwarded_for}|{referer}')(r), 't1,\\x20t2|203.0.113.9,\\x20' + '10.1.1.1|-');
+  });
+
+  test('a request line the parser refused: no protocol', () => {
+    const r = rec({ method: '-', url: '\x16\x03\x01', httpVersion: '', status: 400, bytes: 0 });
+    assert.equal((JSON.parse(compileAccessFormat('json')(r)) as Record<string, unknown>).protocol, undefined);
+    assert.equal(compileAccessFormat('common')(r), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "- \\x16\\x03\\x01" 400 -');
+    assert.equal(compileAccessFormat('{protocol} {status}')(r), '- 400');
   });
 
   test('common and combined, with nginx-style escaping', () => {

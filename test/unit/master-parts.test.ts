@@ -4,7 +4,7 @@ import { backoffMs } from '../../src/master/generation.js';
 import { heartbeatMs, requestLimit } from '../../src/master/spawn.js';
 import { statusLine } from '../../src/master/status.js';
 import { parseAppRef } from '../../src/worker/app-loader.js';
-import { Notifier } from '../../src/master/notify.js';
+import { Notifier } from '../../src/systemd/notify.js';
 
 describe('master parts', () => {
   test('crash backoff doubles from 0.5 s and is bounded at 30 s', () => {

@@ -52,6 +52,17 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal((err as CorralError).exitCode, 4);
   });
 
+  test('exit 78 at start when the workers cannot listen on the sockets (no restart loop)', async () => {
+    const h = await startMaster();
+    const [a] = h.rt.children;
+    a!.say({ t: 'boot-failed', kind: 'listen', message: 'cannot listen: listen EINVAL: invalid argument' });
+    a!.die(3, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_BIND_FAILED');
+    assert.equal((err as CorralError).exitCode, 78);
+  });
+
   test('exit 3 at start: three failed boots of a slot, with back-off between them', async () => {
     const h = await startMaster({ workers: '1' });
     h.rt.children[0]!.die(1, null);
@@ -315,12 +326,14 @@ describe('shutdown delay', { timeout: 20_000 }, () => {
   test('TERM: not ready at once (STOPPING=1, STATUS says so) while every worker keeps serving until the delay is over; then the drain', async () => {
     const h = await serving({ shutdownDelay: '2', gracefulTimeout: '10', timeout: '0' });
     const workers = h.rt.alive(1);
+    assert.equal(h.master.metrics.ready().ok, true, 'ready before the signal');
     h.rt.signal('SIGTERM');
     await h.rt.settle();
     assert.ok(h.notes.includes('STOPPING'), 'STOPPING=1 at once');
     assert.equal(h.master.stopping()?.drainInMs, 2000);
     assert.ok(h.lines.some((l) => /SIGTERM: shutdown delay: 2 s before draining/.test(l)), h.lines.join('\n'));
     assert.match(h.notes.filter((n) => n.startsWith('STATUS=')).at(-1)!, /stopping: shutdown delay, not ready, draining in 2 s/);
+    assert.deepEqual(h.master.metrics.ready(), { ok: false, body: { ready: '2/2', stopping: true, shutdownDelay: { drainInS: 2 } } }, '/readyz answers 503 with the reason');
     await h.rt.advance(1999);
     assert.deepEqual(stopped(h), [], 'no worker is told to drain during the delay');
     assert.ok(workers.every((c) => !c.exited));

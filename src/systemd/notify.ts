@@ -94,6 +94,3 @@ function checkSocket(path: string): void {
     throw new CorralError('E_NOTIFY', `NOTIFY_SOCKET=${path} is not a writable socket; unset NOTIFY_SOCKET when not running under systemd, or fix the unit (Type=notify, NotifyAccess=main)`);
   }
 }
-
-/** Variables only the master may see: workers must not talk to systemd or inherit its watchdog. */
-export const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];

@@ -1,4 +1,5 @@
 import { CorralError } from '../errors.js';
+import { LISTEN_ENV } from './env.js';
 
 export interface PassedSocket {
   fd: number;
@@ -46,7 +47,5 @@ export function parseListenFds(env: NodeJS.ProcessEnv, pid: number, maxCount = M
 
 /** Removes the activation variables so workers and the app's own children never see them. */
 export function clearListenEnv(env: NodeJS.ProcessEnv): void {
-  delete env.LISTEN_FDS;
-  delete env.LISTEN_PID;
-  delete env.LISTEN_FDNAMES;
+  for (const k of LISTEN_ENV) delete env[k];
 }

@@ -1,11 +1,9 @@
 import { fstatSync } from 'node:fs';
 
-/** pino level → syslog priority, for `<N>` line prefixes journald understands (sd-daemon(3)). */
-export const SYSLOG_PRIORITY: Record<string, number> = { trace: 7, debug: 7, info: 6, warn: 4, error: 3, fatal: 2 };
-
 /**
  * True when fd is connected to journald: JOURNAL_STREAM holds "device:inode" of the stream
- * systemd connected to stdout/stderr; a redirected descriptor no longer matches.
+ * systemd connected to stdout/stderr (systemd.exec(5)); a redirected descriptor no longer
+ * matches.
  */
 export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
   const js = env.JOURNAL_STREAM;

@@ -1,0 +1,117 @@
+/**
+ * Every metric corral exposes on `/metrics`, declared once: name, type, labels and a
+ * one-line doc. The text exposition and docs/metrics.md are generated from this table.
+ * Names follow the OpenTelemetry HTTP semantic conventions as Prometheus spells them,
+ * and `corral_*` for the supervisor; base units (seconds, bytes), `_total` on counters.
+ */
+
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricDef {
+  type: MetricType;
+  labels: readonly string[];
+  /** Who measures it: the workers (pushed with their heartbeat) or the master itself. */
+  source: 'workers' | 'master';
+  help: string;
+}
+
+function metric(d: MetricDef): MetricDef {
+  return d;
+}
+
+/** OpenTelemetry's default buckets for http.server.request.duration (seconds). */
+export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] as const;
+
+/** Methods OpenTelemetry names; any other is reported as `_OTHER` (bounded labels). */
+export const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
+export const OTHER_METHOD = '_OTHER';
+
+export const EXIT_REASONS = ['crash', 'timeout', 'memory', 'max_requests', 'reload', 'scale_down', 'shutdown'] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+
+export const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
+export type WorkerMetricState = (typeof WORKER_STATES)[number];
+
+export const METRICS = {
+  http_server_request_duration_seconds: metric({
+    type: 'histogram',
+    labels: ['http_request_method', 'http_response_status_code'],
+    source: 'workers',
+    help: 'Duration of HTTP server requests, from the first byte of the request to the end of the response, summed over every worker (those that exited included).',
+  }),
+  http_server_active_requests: metric({
+    type: 'gauge',
+    labels: [],
+    source: 'workers',
+    help: 'HTTP requests in flight, over every live worker, as of their last heartbeat.',
+  }),
+  corral_workers: metric({
+    type: 'gauge',
+    labels: ['state'],
+    source: 'master',
+    help: 'Live worker processes by state: booting (not ready yet), ready (serving), draining (finishing in-flight requests before exit).',
+  }),
+  corral_workers_desired: metric({
+    type: 'gauge',
+    labels: [],
+    source: 'master',
+    help: 'Workers the serving generation should have (workers, changed by TTIN/TTOU).',
+  }),
+  corral_worker_starts_total: metric({
+    type: 'counter',
+    labels: [],
+    source: 'master',
+    help: 'Worker processes started.',
+  }),
+  corral_worker_exits_total: metric({
+    type: 'counter',
+    labels: ['reason'],
+    source: 'master',
+    help: 'Worker processes that exited, by reason: crash, timeout (silent or not ready in time), memory, max_requests, reload, scale_down (TTOU), shutdown.',
+  }),
+  corral_reloads_total: metric({
+    type: 'counter',
+    labels: ['result'],
+    source: 'master',
+    help: 'Reloads (HUP) finished, by result: ok (the new generation serves) or failed (the old one keeps serving).',
+  }),
+  corral_generation: metric({
+    type: 'gauge',
+    labels: [],
+    source: 'master',
+    help: 'Number of the generation of workers that is serving (1 at start, one more per successful reload).',
+  }),
+  corral_worker_memory_bytes: metric({
+    type: 'gauge',
+    labels: ['slot'],
+    source: 'workers',
+    help: 'Resident memory (RSS) of the worker serving each slot, as of its last heartbeat.',
+  }),
+  corral_worker_eventloop_delay_seconds: metric({
+    type: 'gauge',
+    labels: ['slot'],
+    source: 'workers',
+    help: '99th percentile of the event-loop delay of the worker serving each slot, over its last heartbeat interval.',
+  }),
+  corral_listen_queue_length: metric({
+    type: 'gauge',
+    labels: ['listener'],
+    source: 'master',
+    help: 'Connections waiting in the kernel\'s accept queue of each TCP listener (not available for unix sockets).',
+  }),
+  corral_listen_queue_limit: metric({
+    type: 'gauge',
+    labels: ['listener'],
+    source: 'master',
+    help: 'Capacity of that accept queue: backlog, capped by net.core.somaxconn (TCP listeners only).',
+  }),
+  corral_build_info: metric({
+    type: 'gauge',
+    labels: ['version', 'node'],
+    source: 'master',
+    help: 'Always 1; the labels say which corral and which Node.js run the master.',
+  }),
+} satisfies Record<string, MetricDef>;
+
+export type MetricName = keyof typeof METRICS;
+export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];

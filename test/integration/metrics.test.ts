@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { Corral, runCli, serveHello } from '../helpers/corral.js';
+import { get, load } from '../helpers/http.js';
+import { app } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
+
+const started: Corral[] = [];
+after(() => {
+  for (const c of started) c.kill();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function scrape(port: number): Promise<string> {
+  const r = await get({ port, path: '/metrics' });
+  assert.equal(r.status, 200);
+  assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  return r.body;
+}
+
+/** Sum of a metric's samples whose labels match `filter`. */
+function total(text: string, name: string, filter = ''): number {
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (filter && !line.includes(filter)) continue;
+    n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
+const requestCount = (text: string) => total(text, 'http_server_request_duration_seconds_count');
+
+/** Polls /metrics until `ok(text)` (the master catches up at the workers' next heartbeat). */
+async function until(port: number, ok: (text: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < end) {
+    text = await scrape(port);
+    if (ok(text)) return text;
+    await sleep(100);
+  }
+  return text;
+}
+
+async function serveWithMetrics(workers: number, extra: string[] = []): Promise<{ c: Corral; port: number; mport: number }> {
+  const mport = await freePort();
+  const { c, port } = await serveHello(started, workers, ['--metrics-bind', `127.0.0.1:${mport}`, ...extra]);
+  return { c, port, mport };
+}
+
+describe('metrics', () => {
+  test('after a bounded load, the request count equals the requests answered; it never goes back after SIGKILL or a reload', async () => {
+    const { c, port, mport } = await serveWithMetrics(2);
+    const r = await load({ port, total: 600, concurrency: 8, keepAlive: true });
+    assert.equal(r.failed, 0);
+    let text = await until(mport, (t) => requestCount(t) >= r.ok);
+    assert.equal(requestCount(text), r.ok);
+    assert.match(text, /^corral_workers\{state="ready"\} 2$/m);
+    assert.match(text, /^corral_worker_memory_bytes\{slot="1"\} [1-9]\d*$/m);
+    assert.match(text, /^corral_worker_memory_bytes\{slot="2"\} [1-9]\d*$/m);
+    assert.match(text, /^process_resident_memory_bytes \d+$/m, 'the master\'s own process metrics');
+    assert.doesNotMatch(text, /pid="/);
+
+    // SIGKILL a worker: what it reported stays counted, and its exit is a crash.
+    const [victim] = await c.workerPids();
+    process.kill(victim!, 'SIGKILL');
+    text = await until(mport, (t) => total(t, 'corral_worker_exits_total', 'reason="crash"') === 1 && /^corral_workers\{state="ready"\} 2$/m.test(t));
+    assert.equal(total(text, 'corral_worker_exits_total', 'reason="crash"'), 1, text);
+    assert.equal(requestCount(text), r.ok);
+    assert.equal(total(text, 'corral_worker_starts_total'), 3);
+
+    // Reload: the old generation's totals are kept.
+    const r2 = await load({ port, total: 100, concurrency: 4, keepAlive: false });
+    const from = c.lines.length;
+    c.signal('SIGHUP');
+    await c.waitForLine(/reload #1 done/, 20_000, from);
+    text = await until(mport, (t) => total(t, 'corral_worker_exits_total', 'reason="reload"') === 2 && requestCount(t) >= r.ok + r2.ok);
+    assert.equal(requestCount(text), r.ok + r2.ok);
+    assert.equal(total(text, 'corral_reloads_total', 'result="ok"'), 1);
+    assert.equal(total(text, 'corral_generation'), 2);
+    const r3 = await load({ port, total: 50, concurrency: 2, keepAlive: true });
+    text = await until(mport, (t) => requestCount(t) >= r.ok + r2.ok + r3.ok);
+    assert.equal(requestCount(text), r.ok + r2.ok + r3.ok);
+  });
+
+  test('/readyz is 503 before the first generation is ready and during a shutdown drain; /livez is 200 meanwhile', async () => {
+    const mport = await freePort();
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', '--metrics-bind', `127.0.0.1:${mport}`, app('slow-init.mjs')], { env: { SLOW_INIT_MS: '3000' } });
+    started.push(c);
+    await c.waitForLine(/metrics on 127\.0\.0\.1/);
+    const early = await get({ port: mport, path: '/readyz' });
+    assert.equal(early.status, 503);
+    assert.equal(JSON.parse(early.body).stopping, false);
+    assert.equal((await get({ port: mport, path: '/livez' })).status, 200);
+    await c.waitReady();
+    const ready = await get({ port: mport, path: '/readyz' });
+    assert.equal(ready.status, 200);
+    assert.deepEqual(JSON.parse(ready.body), { ready: '2/2', stopping: false });
+
+    // A request in flight holds the drain open; meanwhile readiness is off.
+    const slow = get({ port, path: '/slow?ms=2500' }).catch(() => undefined);
+    await sleep(300);
+    c.signal('SIGTERM');
+    await c.waitForLine(/graceful shutdown/);
+    const draining = await get({ port: mport, path: '/readyz' });
+    assert.equal(draining.status, 503);
+    assert.equal(JSON.parse(draining.body).stopping, true);
+    assert.equal((await get({ port: mport, path: '/livez' })).status, 200);
+    await slow;
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
+  test('/readyz stays 200 through a reload under load', async () => {
+    const { c, port, mport } = await serveWithMetrics(2);
+    const statuses: number[] = [];
+    let stop = false;
+    const poll = (async () => {
+      while (!stop) {
+        statuses.push((await get({ port: mport, path: '/readyz' })).status);
+        await sleep(25);
+      }
+    })();
+    const traffic = load({ port, total: 3000, concurrency: 4, keepAlive: true, maxMs: 15_000 });
+    await sleep(200);
+    c.signal('SIGHUP');
+    await c.waitForLine(/reload #1 done/, 20_000);
+    await sleep(300);
+    stop = true;
+    await poll;
+    const r = await traffic;
+    assert.equal(r.failed, 0);
+    assert.ok(statuses.length > 10);
+    assert.deepEqual([...new Set(statuses)], [200]);
+  });
+
+  test('/metrics answers at once while every worker is blocked, and the accept queue shows waiting connections', async () => {
+    const { port, mport } = await serveWithMetrics(2, ['--timeout', '20']);
+    // Enough blocking requests, each on its own connection, that both workers are stuck.
+    const blocks = Array.from({ length: 4 }, () => get({ port, path: '/block?ms=4000', timeoutMs: 20_000 }).catch(() => undefined));
+    await sleep(500);
+    const waiting: Socket[] = Array.from({ length: 5 }, () => connect(port, '127.0.0.1').on('error', () => {}));
+    try {
+      await sleep(300);
+      const times: number[] = [];
+      let text = '';
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        text = await scrape(mport);
+        times.push(performance.now() - t0);
+      }
+      assert.ok(Math.min(...times) < 100, `/metrics took ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+      assert.ok(total(text, 'corral_listen_queue_length') > 0, text.split('\n').filter((l) => l.startsWith('corral_listen')).join('\n'));
+      assert.equal(total(text, 'corral_listen_queue_limit'), 2048);
+    } finally {
+      for (const s of waiting) s.destroy();
+      await Promise.all(blocks);
+    }
+  });
+
+  test('corral status --json lists every worker with its real pid', async () => {
+    const { c, port } = await serveHello(started, 2);
+    await load({ port, total: 20, concurrency: 2, keepAlive: true });
+    await sleep(1200);
+    const out = await runCli(['status', '--json', String(c.pid)]);
+    assert.equal(out.code, 0, out.output);
+    const st = JSON.parse(out.output) as { master: { pid: number; generation: number }; listeners: Array<{ label: string; queue: number }>; workers: Array<{ pid: number; slot: number; state: string; requests: number }> };
+    assert.equal(st.master.pid, c.pid);
+    assert.equal(st.master.generation, 1);
+    assert.deepEqual(st.workers.map((w) => w.pid).sort(), (await c.workerPids()).sort());
+    assert.deepEqual(st.workers.map((w) => w.slot).sort(), [1, 2]);
+    assert.ok(st.workers.every((w) => w.state === 'ready'));
+    assert.equal(st.workers.reduce((n, w) => n + w.requests, 0), 20);
+    assert.equal(st.listeners[0]!.label, `127.0.0.1:${port}`);
+    assert.equal(st.listeners[0]!.queue, 0);
+    const table = await runCli(['status', String(c.pid)]);
+    assert.equal(table.code, 0);
+    assert.match(table.output, /^slot\s+pid\s+gen\s+state/m);
+  });
+
+  test('corral health exits 0 when live and ready, 1 when not reachable', async () => {
+    const { mport } = await serveWithMetrics(1);
+    assert.equal((await runCli(['health', `127.0.0.1:${mport}`])).code, 0);
+    assert.equal((await runCli(['health', '--ready'], { env: { CORRAL_METRICS_BIND: `127.0.0.1:${mport}` } })).code, 0);
+    const closed = await freePort();
+    const bad = await runCli(['health', `127.0.0.1:${closed}`]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.output, /E_UNHEALTHY/);
+  });
+
+  test('an app\'s own prom-client counter is summed over workers, gauges are per slot', async () => {
+    const mport = await freePort();
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', '--metrics-bind', `127.0.0.1:${mport}`, app('prom-counter.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const r = await load({ port, total: 200, concurrency: 4, keepAlive: false, path: '/hit' });
+    assert.equal(r.failed, 0);
+    const text = await until(mport, (t) => total(t, 'app_hits_total') === r.ok, 15_000);
+    assert.match(text, /^app_hits_total\{path="\/hit"\} 200$/m);
+    assert.match(text, /^# TYPE app_hits_total counter$/m);
+    assert.match(text, /^app_worker_pid_parity\{slot="1"\} [01]$/m);
+    assert.match(text, /^app_worker_pid_parity\{slot="2"\} [01]$/m);
+  });
+});

@@ -1,0 +1,310 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
+import { describe, test } from 'node:test';
+import type { AppMetricFamily, WorkerFigures } from '../../src/ipc/messages.js';
+import { FiguresStore } from '../../src/metrics/aggregate.js';
+import { DURATION_BUCKETS } from '../../src/metrics/definitions.js';
+import { liveness, readiness } from '../../src/metrics/health.js';
+import { ListenQueues, parseProcNetTcp, socketInode } from '../../src/metrics/listen-queue.js';
+import { exitReasonOf, MasterMetrics, type MasterView, type WorkerView } from '../../src/metrics/master-metrics.js';
+import { renderFamily } from '../../src/metrics/text.js';
+import { RequestMetrics } from '../../src/worker/metrics.js';
+
+const NB = DURATION_BUCKETS.length;
+
+function w(slot: number, gen = 1): { slot: number; gen: number } {
+  return { slot, gen };
+}
+
+/** Figures of a worker that answered `n` GET 200 requests of 20 ms each. */
+function served(n: number, extra: Partial<WorkerFigures> = {}): WorkerFigures {
+  const counts = new Array<number>(NB + 1).fill(0);
+  counts[2] = n; // 0.025 bucket
+  return { requests: n, eld: 0.001, http: [['GET', 200, counts, n * 0.02]], ...extra };
+}
+
+function counter(name: string, value: number, labels: Record<string, string> = {}): AppMetricFamily {
+  return { name, help: `${name} help`, type: 'counter', values: [{ value, labels }] };
+}
+
+function gauge(name: string, value: number): AppMetricFamily {
+  return { name, help: `${name} help`, type: 'gauge', values: [{ value, labels: {} }] };
+}
+
+const count = (s: FiguresStore) => s.http().reduce((n, t) => n + t.counts.reduce((a, b) => a + b, 0), 0);
+
+describe('worker request recorder', () => {
+  test('counts each request once in the bucket its duration falls in (le is inclusive)', () => {
+    const r = new RequestMetrics(true);
+    r.record('GET', 200, 0.003);
+    r.record('GET', 200, 0.005);
+    r.record('GET', 200, 0.0051);
+    r.record('GET', 200, 99);
+    r.record('BREW', 418, 0.2);
+    r.record(undefined, 400, 0.001);
+    const snap = r.snapshot()!;
+    const get = snap.find(([m, s]) => m === 'GET' && s === 200)!;
+    assert.equal(get[2][0], 2, '0.003 and 0.005 are <= 0.005');
+    assert.equal(get[2][1], 1);
+    assert.equal(get[2][NB], 1, '99 s lands in +Inf');
+    assert.ok(Math.abs(get[3] - 99.0131) < 1e-9);
+    assert.ok(snap.some(([m, s]) => m === '_OTHER' && s === 418), 'unknown methods are _OTHER');
+    assert.ok(snap.some(([m, s]) => m === '_OTHER' && s === 400));
+    assert.equal(r.requests, 6);
+  });
+
+  test('values are cumulative: a later snapshot includes earlier ones', () => {
+    const r = new RequestMetrics(true);
+    r.record('POST', 201, 0.01);
+    const a = r.snapshot()![0]!;
+    r.record('POST', 201, 0.01);
+    const b = r.snapshot()![0]!;
+    assert.equal(a[2].reduce((x, y) => x + y), 1);
+    assert.equal(b[2].reduce((x, y) => x + y), 2);
+  });
+
+  test('with metrics off only requests are counted', () => {
+    const r = new RequestMetrics(false);
+    r.record('GET', 200, 0.1);
+    assert.equal(r.requests, 1);
+    assert.equal(r.snapshot(), undefined);
+  });
+});
+
+describe('aggregation over workers', () => {
+  test('live workers are summed; a heartbeat replaces the previous one (never added twice)', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    const b = w(2);
+    s.update(a, served(5));
+    s.update(a, served(7));
+    s.update(b, served(3));
+    assert.equal(count(s), 10);
+    assert.equal(s.totalRequests(), 10);
+  });
+
+  test('counters never go back when a worker exits (SIGKILL: its last heartbeat stays counted)', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    s.update(a, served(5));
+    s.retire(a);
+    assert.equal(count(s), 5);
+    const replacement = w(1);
+    s.update(replacement, served(2));
+    assert.equal(count(s), 7);
+    s.retire(replacement);
+    s.retire(replacement); // a second exit notice changes nothing
+    assert.equal(count(s), 7);
+    assert.equal(s.totalRequests(), 7);
+  });
+
+  test('a heartbeat that arrives after the worker\'s exit was handled is counted once, not lost', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    s.update(a, served(5, { app: [counter('jobs_total', 5)] }));
+    s.retire(a);
+    s.update(a, served(8, { app: [counter('jobs_total', 8)] }));
+    assert.equal(count(s), 8);
+    assert.equal(s.totalRequests(), 8);
+    assert.deepEqual(s.app().find((f) => f.name === 'jobs_total')!.samples.map((x) => x.value), [8]);
+    assert.equal(s.slotOwners().size, 0, 'an exited worker never speaks for a slot again');
+  });
+
+  test('totals are kept across a reload: old generation retired, new one starts from 0', () => {
+    const s = new FiguresStore();
+    const old = [w(1, 1), w(2, 1)];
+    old.forEach((x, i) => s.update(x, served(10 + i)));
+    const fresh = [w(1, 2), w(2, 2)];
+    fresh.forEach((x) => s.update(x, served(0)));
+    const before = count(s);
+    old.forEach((x) => s.retire(x));
+    assert.equal(count(s), before);
+    fresh.forEach((x) => s.update(x, served(1)));
+    assert.equal(count(s), before + 2);
+    const sum = s.http()[0]!.sum;
+    assert.ok(Math.abs(sum - (before + 2) * 0.02) < 1e-9);
+  });
+
+  test('app counters are summed and kept after exit; gauges are per slot from the newest worker', () => {
+    const s = new FiguresStore();
+    const a = w(1, 1);
+    const b = w(2, 1);
+    s.update(a, served(0, { app: [counter('jobs_total', 4), gauge('queue_depth', 9)] }));
+    s.update(b, served(0, { app: [counter('jobs_total', 6), gauge('queue_depth', 1)] }));
+    let fams = s.app();
+    const jobs = () => fams.find((f) => f.name === 'jobs_total')!.samples;
+    assert.deepEqual(jobs().map((x) => x.value), [10]);
+    assert.deepEqual(fams.find((f) => f.name === 'queue_depth')!.samples.map((x) => [x.labels!.slot, x.value]), [[1, 9], [2, 1]]);
+    // Slot 1 is replaced by a newer generation: its gauge speaks for the slot, the old one's counter stays.
+    const a2 = w(1, 2);
+    s.update(a2, served(0, { app: [counter('jobs_total', 1), gauge('queue_depth', 5)] }));
+    fams = s.app();
+    assert.deepEqual(fams.find((f) => f.name === 'queue_depth')!.samples.map((x) => [x.labels!.slot, x.value]), [[1, 5], [2, 1]]);
+    s.retire(a);
+    fams = s.app();
+    assert.deepEqual(jobs().map((x) => x.value), [11]);
+    // A heartbeat without app figures keeps the last ones (they are sent only when changed).
+    s.update(b, served(0));
+    fams = s.app();
+    assert.deepEqual(jobs().map((x) => x.value), [11]);
+  });
+
+  test('app histograms are summed by bucket; names that clash with corral\'s are left out', () => {
+    const s = new FiguresStore();
+    const hist = (n: number): AppMetricFamily => ({
+      name: 'job_seconds', help: 'h', type: 'histogram',
+      values: [
+        { metricName: 'job_seconds_bucket', labels: { le: 1 }, value: n },
+        { metricName: 'job_seconds_bucket', labels: { le: '+Inf' }, value: n },
+        { metricName: 'job_seconds_sum', labels: {}, value: n / 2 },
+        { metricName: 'job_seconds_count', labels: {}, value: n },
+      ],
+    });
+    s.update(w(1), served(0, { app: [hist(2), counter('process_cpu_seconds_total', 1), counter('corral_generation', 1)] }));
+    s.update(w(2), served(0, { app: [hist(3)] }));
+    const fams = s.app();
+    assert.deepEqual(fams.map((f) => f.name), ['job_seconds']);
+    assert.deepEqual(fams[0]!.samples.map((x) => x.value), [5, 5, 2.5, 5]);
+  });
+});
+
+describe('exit reasons', () => {
+  const cases: Array<[Parameters<typeof exitReasonOf>[0], string, string]> = [
+    [{}, 'ready', 'crash'],
+    [{ stopReason: 'timeout', killedBy: 'SIGKILL' }, 'ready', 'timeout'],
+    [{ killedBy: 'SIGKILL' }, 'booting', 'timeout'],
+    [{}, 'booting', 'crash'],
+    [{ stopReason: 'shutdown (SIGTERM)' }, 'draining', 'shutdown'],
+    [{ stopReason: 'fast shutdown' }, 'draining', 'shutdown'],
+    [{ stopReason: 'TTOU' }, 'draining', 'scale_down'],
+    [{ stopReason: 'replaced by generation 2' }, 'draining', 'reload'],
+    [{ stopReason: 'replaced (max-requests)', retireReason: 'max-requests' }, 'draining', 'max_requests'],
+    [{ stopReason: 'replaced (memory: RSS ...)', retireReason: 'memory: RSS 600 MiB above max-memory 512 MiB' }, 'draining', 'memory'],
+    [{ stopReason: 'replaced (uncaught exception)', retireReason: 'uncaught exception' }, 'draining', 'crash'],
+  ];
+  for (const [wk, was, want] of cases) {
+    test(`${JSON.stringify(wk)} while ${was} -> ${want}`, () => assert.equal(exitReasonOf(wk, was), want));
+  }
+});
+
+describe('/livez and /readyz', () => {
+  test('live while the loop ticked within the last seconds', () => {
+    assert.equal(liveness(1000, 1500).ok, true);
+    assert.equal(liveness(1000, 7000).ok, false);
+  });
+
+  test('not ready before the first generation is ready, nor while stopping', () => {
+    assert.deepEqual(readiness({ phase: 'starting', serving: undefined }), { ok: false, body: { ready: '0/0', stopping: false, starting: true } });
+    assert.deepEqual(readiness({ phase: 'running', serving: { ready: 1, target: 2 } }), { ok: false, body: { ready: '1/2', stopping: false } });
+    assert.deepEqual(readiness({ phase: 'running', serving: { ready: 2, target: 2 } }), { ok: true, body: { ready: '2/2', stopping: false } });
+    assert.equal(readiness({ phase: 'stopping', serving: { ready: 2, target: 2 } }).ok, false);
+    assert.equal(readiness({ phase: 'stopping', serving: { ready: 2, target: 2 } }).body.stopping, true);
+  });
+});
+
+describe('/proc/net/tcp', () => {
+  const sample = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:1F40 00000000:0000 0A 00000000:00000003 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0',
+    '   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0000000000000000 100 0 0 10 0',
+    '   2: 0100007F:1F40 0100007F:D2C4 01 00000000:00000010 00:00000000 00000000  1000        0 5555 1 0000000000000000 20 4 30 10 -1',
+  ].join('\n');
+
+  test('LISTEN rows give inode -> accept queue length (rx_queue, hex); other states are ignored', () => {
+    const rows = parseProcNetTcp(sample);
+    assert.deepEqual([...rows], [[4242, 3], [17, 0]]);
+  });
+
+  test('a real listener is found by its inode, and its queue holds connections not yet accepted', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const server: Server = createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 50 }, r));
+    try {
+      const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+      assert.ok(socketInode(fd));
+      const q = new ListenQueues();
+      assert.deepEqual(q.read([{ label: 'test', fd }], 50).get('test'), { length: 0, limit: 50 });
+      // spawnSync blocks this event loop, so nothing is accepted while the child connects:
+      // the connections wait in the kernel's queue, read before the loop runs again.
+      const { port } = server.address() as { port: number };
+      const script = `const net=require('net');for(let i=0;i<3;i++)net.connect(${port},'127.0.0.1');setTimeout(()=>process.exit(0),300)`;
+      const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000 });
+      assert.equal(r.status, 0);
+      assert.deepEqual(q.read([{ label: 'test', fd }], 50).get('test'), { length: 3, limit: 50 });
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a unix socket has no queue figures (absent, not 0)', async () => {
+    const { tmpdir } = await import('node:os');
+    const path = `${tmpdir()}/corral-lq-${process.pid}.sock`;
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+      assert.equal(new ListenQueues().read([{ label: 'unix', fd }], 50).size, 0);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('exposition', () => {
+  test('families are written with HELP, TYPE, escaped labels and +Inf', () => {
+    assert.equal(
+      renderFamily('x_total', 'counter', 'a\nb', [{ labels: { path: 'a"b\\c' }, value: 1 }, { value: Infinity }]),
+      '# HELP x_total a\\nb\n# TYPE x_total counter\nx_total{path="a\\"b\\\\c"} 1\nx_total +Inf\n',
+    );
+  });
+
+  function view(workers: WorkerView[], over: Partial<MasterView> = {}): MasterView {
+    return {
+      phase: 'running', generation: 1, desired: 2, serving: { ready: 2, target: 2 }, lastReload: 'none yet',
+      now: performance.now(), lastTickAt: performance.now(), workers, listeners: [], backlog: 2048, ...over,
+    };
+  }
+
+  test('the text has every corral family, per-slot gauges and the summed histogram', () => {
+    const now = performance.now();
+    const ws: WorkerView[] = [1, 2].map((slot) => ({ slot, gen: 1, pid: 100 + slot, state: 'ready', spawnedAt: now, lastCheckin: now, rss: 1000 * slot, inflight: slot }));
+    const m = new MasterMetrics(() => view(ws), { version: '9.9.9', node: 'v20.0.0' });
+    m.workerReported(ws[0]!, served(3));
+    m.workerReported(ws[1]!, served(4));
+    m.workerStarted();
+    m.workerStarted();
+    m.reloadFinished(false);
+    const text = m.text();
+    assert.match(text, /^http_server_request_duration_seconds_count\{http_request_method="GET",http_response_status_code="200"\} 7$/m);
+    assert.match(text, /^http_server_request_duration_seconds_bucket\{http_request_method="GET",http_response_status_code="200",le="0\.01"\} 0$/m);
+    assert.match(text, /^http_server_request_duration_seconds_bucket\{http_request_method="GET",http_response_status_code="200",le="0\.025"\} 7$/m);
+    assert.match(text, /^http_server_request_duration_seconds_bucket\{.*le="\+Inf"\} 7$/m);
+    assert.match(text, /^http_server_active_requests 3$/m);
+    assert.match(text, /^corral_workers\{state="ready"\} 2$/m);
+    assert.match(text, /^corral_workers\{state="booting"\} 0$/m);
+    assert.match(text, /^corral_worker_starts_total 2$/m);
+    assert.match(text, /^corral_worker_exits_total\{reason="crash"\} 0$/m);
+    assert.match(text, /^corral_reloads_total\{result="failed"\} 1$/m);
+    assert.match(text, /^corral_worker_memory_bytes\{slot="2"\} 2000$/m);
+    assert.match(text, /^corral_worker_eventloop_delay_seconds\{slot="1"\} 0\.001$/m);
+    assert.match(text, /^corral_build_info\{version="9\.9\.9",node="v20\.0\.0"\} 1$/m);
+    assert.doesNotMatch(text, /pid/);
+    m.workerExited(ws[0]!, 'crash');
+    assert.match(m.text(), /^corral_worker_exits_total\{reason="crash"\} 1$/m);
+    assert.match(m.text(), /_count\{http_request_method="GET",http_response_status_code="200"\} 7$/m);
+  });
+
+  test('status lists every worker with its pid, requests and figures', () => {
+    const now = performance.now();
+    const ws: WorkerView[] = [{ slot: 1, gen: 1, pid: 4242, state: 'ready', spawnedAt: now - 5000, lastCheckin: now - 200, rss: 1 << 20, inflight: 0 }];
+    const m = new MasterMetrics(() => view(ws, { now }));
+    m.workerReported(ws[0]!, served(12));
+    const st = m.status();
+    assert.equal(st.workers.length, 1);
+    assert.equal(st.workers[0]!.pid, 4242);
+    assert.equal(st.workers[0]!.requests, 12);
+    assert.equal(st.workers[0]!.uptimeS, 5);
+    assert.equal(st.workers[0]!.lastCheckinS, 0.2);
+    assert.equal(st.master.requests, 12);
+  });
+});

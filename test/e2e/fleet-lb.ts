@@ -13,11 +13,6 @@ import { REPO, waitFor, type RunningCommand } from './harness.js';
 
 export const LB_URL = 'http://127.0.0.1:8080';
 
-export interface HealthCheck {
-  port: number;
-  path: string;
-}
-
 export interface LbLog {
   requests: number;
   statuses: Record<string, number>;
@@ -55,7 +50,7 @@ export class HAProxy implements Balancer {
   private logOffset = 0;
   private eventOffset = 0;
 
-  constructor(private readonly fleet: Fleet, private readonly check: HealthCheck) {
+  constructor(private readonly fleet: Fleet) {
     this.dir = fleet.lb.dir;
   }
 
@@ -76,8 +71,6 @@ export class HAProxy implements Balancer {
       ['timeout server 30s', 'timeout server 5s'],
       ...this.fleet.hosts.map((h, i): [string, string] => [`server hello${i + 1} 10.0.0.1${i + 1}:${APP_PORT}`, `server ${h.name} ${h.addr}:${APP_PORT}`]),
     ];
-    if (this.check.path !== '/readyz') pairs.push(['uri /readyz', `uri ${this.check.path}`]);
-    if (this.check.port !== METRICS_PORT) pairs.push([`check port ${METRICS_PORT}`, `check port ${this.check.port}`]);
     return replaceAll(example, pairs);
   }
 
@@ -159,7 +152,7 @@ export class Nginx implements Balancer {
   private readonly dir: string;
   private logOffset = 0;
 
-  constructor(private readonly fleet: Fleet, private readonly check: HealthCheck) {
+  constructor(private readonly fleet: Fleet) {
     this.dir = fleet.lb.dir;
   }
 
@@ -203,7 +196,7 @@ http {
 
   /** nginx has no view of its own (passive checks): the host's own readiness, as the deploy script would ask it. */
   async waitServing(host: Host, timeoutMs = 30_000): Promise<void> {
-    const url = `http://${host.addr}:${this.check.port}${this.check.path}`;
+    const url = `http://${host.addr}:${METRICS_PORT}/readyz`;
     await waitFor(`${host.name} ready (${url})`, async () => (await httpStatus(this.fleet.lb, url)) === 200, { timeoutMs, intervalMs: 100 });
   }
 
@@ -236,9 +229,4 @@ http {
     this.proc?.kill();
     await this.proc?.wait(10_000);
   }
-}
-
-/** Where the balancers check a host: /readyz on the metrics listener, or the app's / without it. */
-export function healthCheck(hasReadyz: boolean): HealthCheck {
-  return hasReadyz ? { port: METRICS_PORT, path: '/readyz' } : { port: APP_PORT, path: '/' };
 }

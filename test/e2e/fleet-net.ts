@@ -42,7 +42,6 @@ export interface Fleet {
 export interface FleetOptions {
   /** Arguments for scripts/install on every host, besides name, app, port and version. */
   installArgs: string[];
-  env?: Record<string, string>;
 }
 
 const PREFIX = 'corral-fleet-';
@@ -135,7 +134,7 @@ export function useFleet(o: FleetOptions): () => Fleet {
       await installCorral(h.sb);
       await installApp(h.sb, {
         name: 'web', port: APP_PORT, workers: 1, version: `${h.name}.v1`,
-        extraArgs: ['--host', '0.0.0.0', ...o.installArgs], env: o.env,
+        extraArgs: ['--host', '0.0.0.0', ...o.installArgs],
       });
       await h.sb.ok(['systemctl', 'start', 'corral@web.service'], { timeoutMs: 60_000 });
     }

@@ -121,6 +121,18 @@ export const SETTINGS = {
     default: 30,
     doc: 'How long a draining worker may finish in-flight requests before it is killed.',
   }),
+  shutdownDelay: setting({
+    section: 'Workers',
+    type: seconds(0, { max: 3600 }),
+    default: 0,
+    doc: 'On TERM or QUIT, first turn not ready (`/readyz` answers 503) while still accepting and serving for this long, then drain: time for a load balancer or Kubernetes to stop sending (see docs/fleet.md). 0: drain at once.',
+  }),
+  stopBudget: setting({
+    section: 'Workers',
+    type: seconds(1, { zeroDisables: true }),
+    default: 0,
+    doc: 'How long the supervisor waits for a stop before it kills (systemd TimeoutStopSec=, Kubernetes terminationGracePeriodSeconds, docker stop --time). When set, corral warns at start and reload if shutdown-delay + graceful-timeout does not fit in it. scripts/install sets it from the unit\'s TimeoutStopSec=. 0: unknown, no check.',
+  }),
   maxRequests: setting({
     section: 'Workers',
     type: integer(0),

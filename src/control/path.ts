@@ -62,13 +62,20 @@ export function trustedSocketPath(pid: number): string {
   throw new CorralError('E_RELOAD_TARGET', `PID ${pid} has no corral control socket (looked in ${candidates.join(', ')}); is it a corral master? Nothing was signalled`);
 }
 
-/** The uid that runs PID: the owner of /proc/PID. */
+/**
+ * The uid that runs PID: the owner of /proc/PID. Where /proc hides it (hidepid, or
+ * systemd's ProtectProc=invisible with PrivateUsers=, which gives ExecReload= a user
+ * namespace of its own), a non-root caller that may signal PID shares its uid: kill(2)
+ * allows that only when the caller's uid is the target's real or saved uid.
+ */
 function processOwner(pid: number): number {
   try {
     return statSync(`/proc/${pid}`).uid;
   } catch {
     try {
       process.kill(pid, 0);
+      const uid = process.getuid?.();
+      if (uid !== undefined && uid !== 0) return uid;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw new CorralError('E_RELOAD_TARGET', `no process with PID ${pid}`);
     }

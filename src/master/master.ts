@@ -12,6 +12,7 @@ import { describeExit } from './exit-reason.js';
 import { WorkerHandle, type WorkerProcess } from './worker-handle.js';
 import type { MasterLogs } from './worker-logs.js';
 import { Balancer } from './balance.js';
+import { stopBudgetWarning } from './stop-budget.js';
 import { exitReasonOf, MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
@@ -105,6 +106,8 @@ export class Master {
   private openChannels = 0;
   private readonly balancer = new Balancer();
   private readonly rt: MasterRuntime;
+  /** The stop under way: the signal that began it, when, and (during a shutdown delay) when the drain starts. */
+  private stop: { sig: Sig; since: number; drainAt: number | undefined } | undefined;
   private lastTickAt: number;
   /** Told of starts, exits, reloads and heartbeats; asks `view` when /metrics or status is asked. */
   readonly metrics: MasterMetrics;
@@ -126,6 +129,7 @@ export class Master {
     this.d.control?.onWatch(() => this.reloadSeq);
     const labels = this.d.listeners.map((l) => l.label).join(', ');
     this.d.log.info({ listeners: labels, workers: this.d.resolution.config.workers, app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
+    this.checkStopBudget(this.d.resolution);
     this.pending = new Generation(this.nextGenId++, this.d.resolution);
     return new Promise((resolve, reject) => {
       this.done = (err) => (err ? reject(err) : resolve());
@@ -152,6 +156,7 @@ export class Master {
     const now = this.rt.now();
     this.lastTickAt = now;
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
+    if (this.stop?.drainAt !== undefined && now >= this.stop.drainAt) this.startDrain(now, `${this.stop.sig}: shutdown delay over`);
     for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
     this.checkWorkers(now);
     this.progressPending(now);
@@ -192,18 +197,53 @@ export class Master {
     this.startReload();
   }
 
+  // ---- stopping: shutdown delay, drain, fast stop ------------------------------------------
+
+  /**
+   * TERM/QUIT. With a shutdown delay (and a generation serving), the master turns not ready
+   * at once (phase `stopping`: /readyz answers 503, STOPPING=1) but leaves the workers
+   * accepting and serving until the delay is over, so that a load balancer or an endpoints
+   * controller stops sending first; then it drains. A second TERM/QUIT during the delay
+   * starts the drain at once; during the drain it escalates to a fast stop, as INT does.
+   */
   private handleQuit(sig: Sig, now: number): void {
+    if (this.stop?.drainAt !== undefined) return this.startDrain(now, `${sig} during the shutdown delay`);
     if (this.phase === 'stopping') return this.goFast(now, `${sig} during drain`);
     this.phase = 'stopping';
     this.d.notifier.stopping();
-    this.d.log.info(`${sig}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
+    const delay = this.current?.config.shutdownDelay ?? 0;
+    this.stop = { sig, since: now, drainAt: undefined };
+    if (delay === 0 || !this.current) return this.startDrain(now, sig);
+    this.stop.drainAt = now + delay * 1000;
+    this.d.log.info(`${sig}: shutdown delay: ${delay} s before draining; not ready, still serving with ${this.aliveCount()} worker(s)`);
+    // A generation still booting will never serve: it goes now.
+    for (const w of this.workers) if (w.generation !== this.current) w.drain(now, `shutdown (${sig})`);
+  }
+
+  private startDrain(now: number, why: string): void {
+    const sig = this.stop?.sig ?? 'SIGQUIT';
+    if (this.stop) this.stop.drainAt = undefined;
+    this.d.log.info(`${why}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
     for (const w of this.workers) w.drain(now, `shutdown (${sig})`);
   }
 
   private handleInt(now: number): void {
     if (this.phase !== 'stopping') this.d.notifier.stopping();
     this.phase = 'stopping';
-    this.goFast(now, 'SIGINT');
+    this.stop ??= { sig: 'SIGINT', since: now, drainAt: undefined };
+    this.goFast(now, this.stop.drainAt !== undefined ? 'SIGINT during the shutdown delay' : 'SIGINT');
+  }
+
+  /** The stop under way, for /readyz and status: since when, and how long until the drain (ms). */
+  stopping(): { since: number; drainInMs: number | undefined } | undefined {
+    if (!this.stop) return undefined;
+    const d = this.stop.drainAt;
+    return { since: this.stop.since, drainInMs: d === undefined ? undefined : Math.max(0, d - this.rt.now()) };
+  }
+
+  private checkStopBudget(r: Resolution): void {
+    const warning = stopBudgetWarning(r);
+    if (warning) this.d.log.warn(warning);
   }
 
   /** The master reopens its error log and tells every worker to reopen the access log. */
@@ -249,6 +289,7 @@ export class Master {
   }
 
   private goFast(now: number, why: string): void {
+    if (this.stop) this.stop.drainAt = undefined;
     this.d.log.info(`${why}: fast shutdown`);
     for (const w of this.workers) w.stopFast(now, 'fast shutdown');
   }
@@ -268,6 +309,7 @@ export class Master {
           this.d.log.warn('bind changed in the configuration: listeners are kept until a restart');
         }
         this.d.log.level = resolution.config.logLevel;
+        this.checkStopBudget(resolution);
         this.pending = new Generation(this.nextGenId++, resolution);
         this.d.log.info(`reload #${seq}: starting generation ${this.pending.id} (${this.pending.target} workers)`);
         this.wake();
@@ -523,6 +565,7 @@ export class Master {
       pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending).filter((w) => w.state === 'ready').length },
       draining: [...this.workers].filter((w) => w.state === 'draining').length,
       lastReload: this.lastReload,
+      drainInMs: this.stopping()?.drainInMs,
     });
   }
 
@@ -540,6 +583,7 @@ export class Master {
       workers: [...this.workers],
       listeners: this.d.listeners,
       backlog: (serving ?? this.pending)?.config.backlog ?? this.d.resolution.config.backlog,
+      drainInMs: this.stopping()?.drainInMs,
     };
   }
 
@@ -554,6 +598,7 @@ export class Master {
   /** The one place that knows when the loop must run next. */
   private nextDeadline(now: number): number {
     let next = Math.min(now + MAX_SLEEP_MS, Math.max(now + 1, this.balancer.nextAt()));
+    if (this.stop?.drainAt !== undefined) next = Math.min(next, this.stop.drainAt);
     const wd = this.d.notifier.watchdogIntervalMs;
     if (wd > 0) next = Math.min(next, this.lastWatchdog + wd * 0.9);
     // +1: a deadline is overdue only once strictly passed.

@@ -18,6 +18,8 @@ export interface ReadinessInput {
   phase: 'starting' | 'running' | 'stopping';
   /** The generation that serves: its ready workers and how many it should have. */
   serving: { ready: number; target: number } | undefined;
+  /** During a shutdown delay: how long until the drain starts (the workers still serve). */
+  drainInMs?: number | undefined;
 }
 
 /**
@@ -31,5 +33,6 @@ export function readiness(s: ReadinessInput): HealthAnswer {
   const ok = !stopping && s.phase === 'running' && s.serving !== undefined && s.serving.ready >= s.serving.target;
   const body: Record<string, unknown> = { ready, stopping };
   if (s.phase === 'starting') body.starting = true;
+  if (s.drainInMs !== undefined) body.shutdownDelay = { drainInS: Math.ceil(s.drainInMs / 1000) };
   return { ok, body };
 }

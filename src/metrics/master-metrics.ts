@@ -35,6 +35,8 @@ export interface MasterView {
   workers: readonly WorkerView[];
   listeners: ReadonlyArray<{ label: string; fd: number }>;
   backlog: number;
+  /** During a shutdown delay: how long until the drain starts. */
+  drainInMs?: number | undefined;
 }
 
 export interface StatusDoc {
@@ -120,7 +122,7 @@ export class MasterMetrics {
 
   ready(): HealthAnswer {
     const v = this.view();
-    return readiness({ phase: v.phase, serving: v.serving });
+    return readiness({ phase: v.phase, serving: v.serving, drainInMs: v.drainInMs });
   }
 
   listenQueues(v: MasterView = this.view()): Map<string, QueueFigures> {

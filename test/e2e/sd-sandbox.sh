@@ -88,7 +88,7 @@ MASKS_DEFAULT="
   systemd-logind.service systemd-journal-flush.service
   e2scrub_reap.service e2scrub_all.timer fstrim.timer apt-daily.timer
   apt-daily-upgrade.timer man-db.timer dpkg-db-backup.timer logrotate.timer
-  nginx.service postgresql.service postgresql@.service cron.service
+  nginx.service haproxy.service postgresql.service postgresql@.service cron.service
   ssh.service rsyslog.service
 "
 

@@ -318,3 +318,103 @@ describe('Balancer', () => {
     assert.equal(b.nextAt(), 150);
   });
 });
+
+describe('shutdown delay', { timeout: 20_000 }, () => {
+  const stopped = (h: Harness) => h.rt.children.filter((c) => c.got('drain') || c.got('stop'));
+  const done = (h: Harness) => Promise.race([h.result.then(() => 'done'), new Promise((r) => setImmediate(() => r('running')))]);
+
+  test('TERM: not ready at once (STOPPING=1, STATUS says so) while every worker keeps serving until the delay is over; then the drain', async () => {
+    const h = await serving({ shutdownDelay: '2', gracefulTimeout: '10', timeout: '0' });
+    const workers = h.rt.alive(1);
+    assert.equal(h.master.metrics.ready().ok, true, 'ready before the signal');
+    h.rt.signal('SIGTERM');
+    await h.rt.settle();
+    assert.ok(h.notes.includes('STOPPING'), 'STOPPING=1 at once');
+    assert.equal(h.master.stopping()?.drainInMs, 2000);
+    assert.ok(h.lines.some((l) => /SIGTERM: shutdown delay: 2 s before draining/.test(l)), h.lines.join('\n'));
+    assert.match(h.notes.filter((n) => n.startsWith('STATUS=')).at(-1)!, /stopping: shutdown delay, not ready, draining in 2 s/);
+    assert.deepEqual(h.master.metrics.ready(), { ok: false, body: { ready: '2/2', stopping: true, shutdownDelay: { drainInS: 2 } } }, '/readyz answers 503 with the reason');
+    await h.rt.advance(1999);
+    assert.deepEqual(stopped(h), [], 'no worker is told to drain during the delay');
+    assert.ok(workers.every((c) => !c.exited));
+    assert.equal(await done(h), 'running');
+    await h.rt.advance(1);
+    assert.ok(workers.every((c) => c.got('drain')), 'the drain starts when the delay is over');
+    assert.ok(h.lines.some((l) => /SIGTERM: shutdown delay over: graceful shutdown; draining 2 worker\(s\)/.test(l)), h.lines.join('\n'));
+    assert.equal(await h.result, undefined, 'a clean stop');
+  });
+
+  test('a second TERM or QUIT during the delay drains at once; another one stops fast', async () => {
+    const h = await serving({ shutdownDelay: '30', gracefulTimeout: '10', timeout: '0' });
+    for (const c of h.rt.alive()) c.exitOnStop = false;
+    h.rt.signal('SIGTERM');
+    await h.rt.advance(500);
+    assert.deepEqual(stopped(h), []);
+    h.rt.signal('SIGQUIT');
+    await h.rt.settle();
+    assert.ok(h.rt.alive().every((c) => c.got('drain') && !c.got('stop')), 'drained, not stopped fast');
+    assert.ok(h.lines.some((l) => /SIGQUIT during the shutdown delay: graceful shutdown/.test(l)), h.lines.join('\n'));
+    assert.equal(h.master.stopping()?.drainInMs, undefined, 'the delay is over');
+    h.rt.signal('SIGTERM');
+    await h.rt.settle();
+    assert.ok(h.rt.alive().every((c) => c.got('stop')), 'the next signal escalates to a fast stop');
+    assert.ok(h.lines.some((l) => /SIGTERM during drain: fast shutdown/.test(l)));
+    await h.rt.advance(2001);
+    assert.equal(await h.result, undefined);
+  });
+
+  test('INT during the delay is a fast stop; the delay does not drain afterwards', async () => {
+    const h = await serving({ shutdownDelay: '5', timeout: '0' });
+    h.rt.signal('SIGTERM');
+    await h.rt.advance(100);
+    h.rt.signal('SIGINT');
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /SIGINT during the shutdown delay: fast shutdown/.test(l)), h.lines.join('\n'));
+    assert.ok(h.rt.children.every((c) => c.got('stop') && !c.got('drain')));
+    assert.equal(await h.result, undefined);
+  });
+
+  test('the delay applies only once something served: TERM during the start drains at once', async () => {
+    const h = await startMaster({ shutdownDelay: '5', timeout: '0' });
+    h.rt.signal('SIGTERM');
+    await h.rt.settle();
+    assert.ok(h.rt.children.every((c) => c.got('drain')));
+    assert.ok(!h.lines.some((l) => /shutdown delay/.test(l)));
+  });
+
+  test('a generation booting for a reload is dropped at once; the serving one waits for the delay', async () => {
+    const h = await serving({ shutdownDelay: '3', timeout: '0' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const fresh = h.rt.alive(2);
+    assert.equal(fresh.length, 2);
+    h.rt.signal('SIGTERM');
+    await h.rt.settle();
+    assert.ok(fresh.every((c) => c.got('drain')), 'the pending generation goes');
+    assert.ok(h.rt.children.filter((c) => c.gen === 1).every((c) => !c.got('drain')), 'generation 1 still serves');
+    await h.rt.advance(3000);
+    assert.ok(h.rt.children.filter((c) => c.gen === 1).every((c) => c.got('drain')));
+    assert.equal(await h.result, undefined);
+  });
+
+  test('start-up warns when shutdown-delay + graceful-timeout do not fit the stop budget, and is quiet when they do', async () => {
+    const tight = await startMaster({ shutdownDelay: '5', gracefulTimeout: '30', stopBudget: '30' });
+    const warning = tight.lines.find((l) => /do not fit the stop budget/.test(l));
+    assert.ok(warning, tight.lines.join('\n'));
+    assert.match(warning, /shutdown-delay \(5 s\) \+ graceful-timeout \(30 s\) \+ 2 s to exit do not fit the stop budget \(30 s, from command line/);
+    assert.match(warning, /at least 37 s/);
+    const roomy = await startMaster({ shutdownDelay: '5', gracefulTimeout: '30', stopBudget: '45' });
+    assert.ok(!roomy.lines.some((l) => /stop budget/.test(l)));
+    const unknown = await startMaster({ shutdownDelay: '60' });
+    assert.ok(!unknown.lines.some((l) => /stop budget/.test(l)), 'no budget set: nothing to check');
+  });
+
+  test('a reload to settings that do not fit the stop budget warns too', async () => {
+    const h = await serving({ stopBudget: '45' });
+    assert.ok(!h.lines.some((l) => /stop budget/.test(l)));
+    h.nextReload = () => resolution({ stopBudget: '45', shutdownDelay: '20' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /shutdown-delay \(20 s\) \+ graceful-timeout \(30 s\)/.test(l)), h.lines.join('\n'));
+  });
+});

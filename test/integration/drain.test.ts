@@ -9,6 +9,7 @@ import { Corral, serveHello } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
+import { alive } from '../helpers/proc.js';
 
 const started: Corral[] = [];
 const clients: Socket[] = [];
@@ -17,14 +18,6 @@ after(() => {
   started.forEach((c) => c.kill());
 });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -16,6 +16,7 @@ import { Corral, runCli } from '../helpers/corral.js';
 import { get, waitHttp } from '../helpers/http.js';
 import { app } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
+import { alive } from '../helpers/proc.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const skip = process.platform !== 'linux'
@@ -88,14 +89,6 @@ function nsPid(hostPid: number): number {
   return Number(line!.trim().split(/\s+/).at(-1));
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The master's PID as the namespace sees it, from its own log lines. */
 function innerMasterPid(c: Corral): number {

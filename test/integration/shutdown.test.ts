@@ -2,20 +2,13 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Corral, serveHello } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
+import { alive } from '../helpers/proc.js';
 
 const started: Corral[] = [];
 after(() => started.forEach((c) => c.kill()));
 
 const serving = (workers: number, extra: string[] = []) => serveHello(started, workers, extra);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('shutdown', () => {
   for (const sig of ['SIGQUIT', 'SIGTERM'] as const) {

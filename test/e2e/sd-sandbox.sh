@@ -340,10 +340,21 @@ cmd_down() {
   mntns=$(cat "$STATE/mntns" 2> /dev/null || true)
   teardown
   if [ -n "$pidns$mntns" ]; then
+    # A namespace's inode number is reused once the namespace is gone: another instance
+    # started since may carry ours. Its processes are told apart by the SDS_NAME its
+    # launcher and its systemd were started with, and their namespaces are skipped.
+    local foreign=" " e
+    for p in /proc/[0-9]*; do
+      e=$(tr '\0' '\n' < "$p/environ" 2> /dev/null | sed -n 's/^SDS_NAME=//p' || true)
+      if [ -n "$e" ] && [ "$e" != "$NAME" ]; then
+        foreign+="$(readlink "$p/ns/pid" 2> /dev/null || true) $(readlink "$p/ns/mnt" 2> /dev/null || true) "
+      fi
+    done
     for p in /proc/[0-9]*; do
       alive "${p#/proc/}" || continue
       a=$(readlink "$p/ns/pid" 2> /dev/null || true)
       b=$(readlink "$p/ns/mnt" 2> /dev/null || true)
+      case "$foreign" in *" $a "*|*" $b "*) continue ;; esac
       if { [ -n "$pidns" ] && [ "$a" = "$pidns" ]; } || { [ -n "$mntns" ] && [ "$b" = "$mntns" ]; }; then
         say "left over: process ${p#/proc/} ($(tr '\0' ' ' < "$p/cmdline" 2> /dev/null))"
         bad=1

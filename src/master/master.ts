@@ -249,7 +249,7 @@ export class Master {
   /** The master reopens its error log and tells every worker to reopen the access log. */
   private handleUsr1(): void {
     this.d.logs.errorLog.sink.reopen();
-    if (this.d.logs.access?.kind === 'file') for (const w of this.workers) w.send({ t: 'reopen' });
+    if (this.d.logs.access?.kind === 'file') this.broadcast({ t: 'reopen' });
     this.d.log.info('USR1: log files reopened');
   }
 

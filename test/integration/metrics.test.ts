@@ -102,15 +102,17 @@ describe('metrics', () => {
     assert.deepEqual(JSON.parse(ready.body), { ready: '2/2', stopping: false });
 
     // A request in flight holds the drain open; meanwhile readiness is off.
-    const slow = get({ port, path: '/slow?ms=2500' }).catch(() => undefined);
-    await sleep(300);
+    const slow = get({ port, path: '/slow?ms=4000', timeoutMs: 20_000 });
+    const inFlight = await until(mport, (t) => total(t, 'http_server_active_requests') >= 1);
+    assert.ok(total(inFlight, 'http_server_active_requests') >= 1, 'the slow request reached a worker');
     c.signal('SIGTERM');
     await c.waitForLine(/graceful shutdown/);
     const draining = await get({ port: mport, path: '/readyz' });
     assert.equal(draining.status, 503);
     assert.equal(JSON.parse(draining.body).stopping, true);
     assert.equal((await get({ port: mport, path: '/livez' })).status, 200);
-    await slow;
+    const answered = await slow;
+    assert.equal(answered.body, 'slow done', 'the drain let the request in flight finish');
     assert.equal((await c.waitExit()).code, 0);
   });
 

@@ -39,6 +39,43 @@ export function get(opts: RequestOptions): Promise<Reply> {
   });
 }
 
+/** A request the server has in hand: its response headers arrived; `done` settles with the whole reply. */
+export interface Held {
+  status: number;
+  done: Promise<Reply>;
+}
+
+/**
+ * Sends a request and resolves once its response headers arrive, which (with a route that
+ * flushes them first, such as hello.mjs's /slow?flush=1) proves a worker is handling it: a
+ * test can then signal the server knowing the request is in flight, not still queued.
+ */
+export function held(opts: RequestOptions): Promise<Held> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1', port: opts.port, socketPath: opts.socketPath, path: opts.path ?? '/',
+        method: opts.method ?? 'GET', agent: opts.agent ?? false, headers: opts.headers,
+      },
+      (res) => {
+        const done = new Promise<Reply>((ok, fail) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => ok({ status: res.statusCode ?? 0, body, headers: res.headers }));
+          res.on('error', fail);
+          req.on('error', fail);
+        });
+        done.catch(() => {}); // handled by whoever awaits it; never an unhandled rejection
+        resolve({ status: res.statusCode ?? 0, done });
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
 /** Polls until the server answers 200 (or the deadline passes). */
 export async function waitHttp(port: number, deadlineMs = 15_000, path = '/'): Promise<Reply> {
   const end = Date.now() + deadlineMs;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Corral, runCli } from '../helpers/corral.js';
-import { get, waitHttp } from '../helpers/http.js';
+import { get, held, waitHttp } from '../helpers/http.js';
 import { app } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { alive } from '../helpers/proc.js';
@@ -187,8 +187,7 @@ describe('corral as PID 1 of a PID namespace (a container without an init)', { s
       assert.equal(nsPid(master), innerMasterPid(c), 'the master found on the host');
       const workers = childrenOf(master);
       assert.equal(workers.length, 2, 'two workers');
-      const inflight = get({ port, path: `/slow?ms=${ms}`, timeoutMs: 30_000 }).catch((e: Error) => e);
-      await new Promise((r) => setTimeout(r, 400)); // in a worker now
+      const inflight = (await held({ port, path: `/slow?ms=${ms}&flush=1`, timeoutMs: 30_000 })).done.catch((e: Error) => e); // in a worker now
       return { c, init, workers, inner: workers.map(nsPid), inflight };
     }
 

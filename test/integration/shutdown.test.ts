@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Corral, serveHello } from '../helpers/corral.js';
-import { get } from '../helpers/http.js';
+import { get, held } from '../helpers/http.js';
 import { alive } from '../helpers/proc.js';
 
 const started: Corral[] = [];
@@ -15,15 +15,16 @@ describe('shutdown', () => {
     test(`${sig} with 20 in-flight 2-second requests: all complete with 200, exit 0`, async () => {
       const { c, port } = await serving(2);
       const workers = await c.workerPids();
-      const inflight = Array.from({ length: 20 }, () => get({ port, path: '/slow?ms=2000', timeoutMs: 15_000 }));
-      await new Promise((r) => setTimeout(r, 400)); // all 20 are in the workers now
       const t0 = Date.now();
+      // All 20 are in the workers (their headers came back) before the signal.
+      const inflight = await Promise.all(Array.from({ length: 20 }, () => held({ port, path: '/slow?ms=2000&flush=1', timeoutMs: 15_000 })));
       c.signal(sig);
-      const replies = await Promise.all(inflight);
+      const replies = await Promise.all(inflight.map((h) => h.done));
       assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
+      assert.ok(replies.every((r) => JSON.parse(r.body).path === '/slow'), 'every body arrived whole');
       const exit = await c.waitExit();
       assert.deepEqual(exit, { code: 0, signal: null });
-      assert.ok(Date.now() - t0 >= 1000, 'the master waited for the requests');
+      assert.ok(Date.now() - t0 >= 2000, 'the master waited for the requests');
       // no new connections are accepted once the drain began
       await assert.rejects(get({ port, timeoutMs: 2000 }));
       assert.ok(workers.every((p) => !alive(p)), 'no worker outlives the master');
@@ -32,8 +33,7 @@ describe('shutdown', () => {
 
   test('graceful-timeout: a worker still busy after it is killed, and the master still exits 0', async () => {
     const { c, port } = await serving(1, ['--graceful-timeout', '1']);
-    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 300));
+    const slow = (await held({ port, path: '/slow?ms=10000&flush=1', timeoutMs: 15_000 })).done.catch((e: Error) => e);
     const t0 = Date.now();
     c.signal('SIGQUIT');
     const exit = await c.waitExit(10_000);
@@ -45,8 +45,7 @@ describe('shutdown', () => {
 
   test('INT exits promptly even with requests in flight', async () => {
     const { c, port } = await serving(2);
-    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 300));
+    const slow = (await held({ port, path: '/slow?ms=10000&flush=1', timeoutMs: 15_000 })).done.catch((e: Error) => e);
     const t0 = Date.now();
     c.signal('SIGINT');
     const exit = await c.waitExit(5000);
@@ -57,8 +56,7 @@ describe('shutdown', () => {
 
   test('a second QUIT during a drain escalates to a fast shutdown', async () => {
     const { c, port } = await serving(1);
-    const slow = get({ port, path: '/slow?ms=10000', timeoutMs: 15_000 }).catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 300));
+    const slow = (await held({ port, path: '/slow?ms=10000&flush=1', timeoutMs: 15_000 })).done.catch((e: Error) => e);
     c.signal('SIGQUIT');
     await c.waitForLine(/graceful shutdown/);
     const t0 = Date.now();

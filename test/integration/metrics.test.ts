@@ -166,10 +166,16 @@ describe('metrics', () => {
   test('corral status --json lists every worker with its real pid', async () => {
     const { c, port } = await serveHello(started, 2);
     await load({ port, total: 20, concurrency: 2, keepAlive: true });
-    await sleep(1200);
-    const out = await runCli(['status', '--json', String(c.pid)]);
-    assert.equal(out.code, 0, out.output);
-    const st = JSON.parse(out.output) as { master: { pid: number; generation: number }; listeners: Array<{ label: string; queue: number }>; workers: Array<{ pid: number; slot: number; state: string; requests: number }> };
+    type Status = { master: { pid: number; generation: number }; listeners: Array<{ label: string; queue: number }>; workers: Array<{ pid: number; slot: number; state: string; requests: number }> };
+    // The master knows the counts as of each worker's last heartbeat: ask until both reported.
+    let st: Status | undefined;
+    for (const end = Date.now() + 10_000; Date.now() < end; await sleep(200)) {
+      const out = await runCli(['status', '--json', String(c.pid)]);
+      assert.equal(out.code, 0, out.output);
+      st = JSON.parse(out.output) as Status;
+      if (st.workers.reduce((n, w) => n + w.requests, 0) >= 20) break;
+    }
+    assert.ok(st);
     assert.equal(st.master.pid, c.pid);
     assert.equal(st.master.generation, 1);
     assert.deepEqual(st.workers.map((w) => w.pid).sort(), (await c.workerPids()).sort());

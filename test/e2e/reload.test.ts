@@ -107,7 +107,12 @@ describe('reload, stop and restart', { skip, timeout: 900_000 }, () => {
   test('systemctl stop lets every in-flight request finish', async () => {
     const sb = sandbox();
     const slow = startLoad(sb, { url: URL, path: '/slow?ms=3000', concurrency: 6, requests: 6, seconds: 60, tag: 'slow' });
-    await sleep(1000); // the six requests are now being served
+    // The six requests are being served once their connections are established on the server side.
+    await waitFor('the six slow requests to connect', async () => {
+      const out = await sb.ok(['ss', '-Htn', 'state', 'established', '( sport = :8000 )']);
+      return out.trim().split('\n').filter(Boolean).length >= 6;
+    }, { timeoutMs: 30_000 });
+    await sleep(200); // and read by the workers
     const t0 = Date.now();
     await sb.ok(['systemctl', 'stop', 'corral@hello.service']);
     const took = Date.now() - t0;

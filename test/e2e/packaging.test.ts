@@ -73,6 +73,7 @@ describe('packaging', { skip, timeout: 600_000 }, () => {
     const r = await sb.exec([`${SCRIPTS}/health-check`, '--name', 'hello']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok +corral check passed/);
+    assert.match(r.stdout, /ok +TimeoutStopSec=\d+ exceeds the graceful timeout \(30 s\)/);
     assert.match(r.stdout, /ok +corral@hello\.socket is listening on 127\.0\.0\.1:8000/);
     assert.match(r.stdout, /ok +corral@hello\.service is active \(running\)/);
     assert.match(r.stdout, /all checks passed/);
@@ -87,6 +88,16 @@ describe('packaging', { skip, timeout: 600_000 }, () => {
       assert.match(r.stdout, /FAIL +\/etc\/corral\/hello\.env is missing/);
     } finally {
       await sb.ok(['mv', '/etc/corral/hello.env.away', '/etc/corral/hello.env']);
+    }
+    // A shutdown delay added to the env file by hand, without rerunning install, no longer fits.
+    await sb.ok(['cp', '/etc/corral/hello.env', '/etc/corral/hello.env.keep']);
+    try {
+      await sb.sh('echo CORRAL_SHUTDOWN_DELAY=60 >> /etc/corral/hello.env');
+      const r = await sb.exec([`${SCRIPTS}/health-check`, '--name', 'hello', '--no-app-check']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stdout, /FAIL +TimeoutStopSec=\d+ does not exceed shutdown-delay \+ graceful timeout \(60 \+ 30 s\)/);
+    } finally {
+      await sb.ok(['mv', '/etc/corral/hello.env.keep', '/etc/corral/hello.env']);
     }
     await sb.sh(`
       install -d /srv/broken

@@ -305,6 +305,10 @@ describe('examples/container/kubernetes.yaml', () => {
     assert.equal(container.lifecycle?.preStop, undefined, 'shutdown-delay does what a preStop sleep would');
   });
 
+  test('stop-budget is the grace period, so corral itself warns when the two drift apart', () => {
+    assert.equal(Number(env.CORRAL_STOP_BUDGET), deployment.spec.template.spec.terminationGracePeriodSeconds);
+  });
+
   test('the limits: the CPU limit gives the worker count, and the memory limit holds it, even through a reload', () => {
     const { cpu, memory } = container.resources.limits;
     assert.ok(!env.CORRAL_WORKERS, 'the worker count is left to the CPU limit');

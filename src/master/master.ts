@@ -6,10 +6,11 @@ import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from '../systemd/notify.js';
-import { spawnWorker, type SpawnContext } from './spawn.js';
+import type { SpawnContext } from './spawn.js';
+import { HANDLED_SIGNALS, realRuntime, type MasterRuntime, type Sig } from './runtime.js';
 import { statusLine } from './status.js';
 import { describeExit } from './exit-reason.js';
-import { WorkerHandle, type WorkerProcess } from './worker-handle.js';
+import { WorkerHandle } from './worker-handle.js';
 import type { MasterLogs } from './worker-logs.js';
 import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
@@ -23,38 +24,6 @@ function firstLine(s: string): string {
 export const BOOT_ATTEMPTS = 3;
 /** The loop never sleeps longer than this, so the watchdog and checks keep a steady pace. */
 const MAX_SLEEP_MS = 1000;
-
-export const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
-type Sig = (typeof HANDLED_SIGNALS)[number];
-
-/**
- * What the master needs of the world besides its configuration: processes, a clock, signals
- * and timers. Production uses the real ones (see `realRuntime`); unit tests pass fakes and
- * drive the loop without a single process.
- */
-export interface MasterRuntime {
-  /** Starts a worker process; its log channels are connected by the implementation. */
-  spawn(ctx: SpawnContext): WorkerProcess;
-  /** Monotonic milliseconds. */
-  now(): number;
-  onSignal(sig: Sig, fn: () => void): void;
-  offSignal(sig: Sig, fn: () => void): void;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  setImmediate(fn: () => void): unknown;
-}
-
-export function realRuntime(logs: MasterLogs): MasterRuntime {
-  return {
-    spawn: (ctx) => spawnWorker(ctx, logs),
-    now: () => performance.now(),
-    onSignal: (sig, fn) => process.on(sig, fn),
-    offSignal: (sig, fn) => process.off(sig, fn),
-    setTimeout: (fn, ms) => setTimeout(fn, ms),
-    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-    setImmediate: (fn) => setImmediate(fn),
-  };
-}
 
 export interface MasterDeps {
   resolution: Resolution;

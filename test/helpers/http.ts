@@ -17,28 +17,6 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** One HTTP request to loopback (or a unix socket). */
-export function get(opts: RequestOptions): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1', port: opts.port, socketPath: opts.socketPath, path: opts.path ?? '/',
-        method: opts.method ?? 'GET', agent: opts.agent ?? false, headers: opts.headers,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 /** A request the server has in hand: its response headers arrived; `done` settles with the whole reply. */
 export interface Held {
   status: number;
@@ -74,6 +52,11 @@ export function held(opts: RequestOptions): Promise<Held> {
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** One HTTP request to loopback (or a unix socket). */
+export async function get(opts: RequestOptions): Promise<Reply> {
+  return (await held(opts)).done;
 }
 
 /** Polls until the server answers 200 (or the deadline passes). */

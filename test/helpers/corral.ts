@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { CLI, ROOT, app } from './paths.js';
 import { freePort } from './ports.js';
@@ -148,4 +148,18 @@ export async function serveHello(started: Corral[], workers: number, extra: stri
   started.push(c);
   await c.waitReady();
   return { c, port };
+}
+
+/**
+ * The `wrap` that runs the CLI as user nobody. It fails at once, saying why, when nobody
+ * cannot read the CLI: a checkout under a directory other users cannot enter (0700, as
+ * `mktemp -d` makes) would otherwise fail these tests with a confusing module error.
+ */
+export function asNobody(): string[] {
+  const wrap = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+  const r = spawnSync(wrap[0]!, [...wrap.slice(1), 'test', '-r', CLI]);
+  if (r.status !== 0) {
+    throw new Error(`user nobody cannot read ${CLI}: this test runs the CLI as nobody, so the checkout and every directory above it must be readable by other users`);
+  }
+  return wrap;
 }

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Corral, runCli, type Exit } from '../helpers/corral.js';
+import { asNobody, Corral, runCli, type Exit } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
 import { FakeNotifySocket } from '../helpers/notify-socket.js';
 import { app } from '../helpers/paths.js';
@@ -280,7 +280,7 @@ describe('bad input at start is a configuration error (exit 78, one line)', () =
     mkdirSync(locked, { mode: 0o755 });
     chmodSync(dir, 0o755);
     const r = await runCli(['--bind', `unix:${locked}/web.sock`, app('hello.mjs')], {
-      wrap: ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'],
+      wrap: asNobody(),
     });
     assertConfigError(r, 'E_BIND_DENIED', new RegExp(`the directory ${locked} is not writable by uid ${NOBODY}`));
     assert.doesNotMatch(r.output, /ports below 1024/);

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { runCli } from '../helpers/corral.js';
+import { asNobody, runCli } from '../helpers/corral.js';
 import { freePort } from '../helpers/ports.js';
 import { app, ROOT } from '../helpers/paths.js';
 
@@ -45,7 +45,7 @@ describe('command line', () => {
     const { chmodSync } = await import('node:fs');
     chmodSync(dir, 0o755);
     chmodSync(join(dir, 'corral.config.json'), 0o000);
-    const unreadable = await runCli([app('hello.mjs')], { cwd: dir, wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'] });
+    const unreadable = await runCli([app('hello.mjs')], { cwd: dir, wrap: asNobody() });
     assert.equal(unreadable.code, 78);
     assert.match(unreadable.output, /E_CONFIG_FILE: config file .* cannot be loaded: EACCES/);
   });

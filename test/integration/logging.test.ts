@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, symlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Corral, runCli } from '../helpers/corral.js';
+import { asNobody, Corral, runCli } from '../helpers/corral.js';
 import { get, load, waitHttp } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
@@ -125,7 +125,7 @@ describe('logs', () => {
     // as an unprivileged user, a root-owned directory is not writable
     const locked = tmp('locked');
     chmodSync(locked, 0o755);
-    const denied = await runCli(['--log-dir', locked, app('hello.mjs')], { wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'] });
+    const denied = await runCli(['--log-dir', locked, app('hello.mjs')], { wrap: asNobody() });
     assert.equal(denied.code, 78);
     assert.match(denied.output, /E_LOG_PATH: log-dir .* is not writable by user nobody \(uid 65534\)/);
   });

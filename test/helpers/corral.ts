@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CLI, ROOT, app } from './paths.js';
 import { freePort } from './ports.js';
@@ -150,16 +151,53 @@ export async function serveHello(started: Corral[], workers: number, extra: stri
   return { c, port };
 }
 
+const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+
 /**
- * The `wrap` that runs the CLI as user nobody. It fails at once, saying why, when nobody
- * cannot read the CLI: a checkout under a directory other users cannot enter (0700, as
- * `mktemp -d` makes) would otherwise fail these tests with a confusing module error.
+ * Run as root in a new mount namespace, before the command: covers $1, the topmost
+ * directory above (or at) the checkout $2 that other users cannot enter, with a tmpfs of
+ * mode 755, and binds each entry of the real checkout back at its own path. The command
+ * then sees the same paths, minus that one barrier, and nothing changes outside. The
+ * entries are named relative to the working directory, still the real checkout under the
+ * tmpfs; --no-canonicalize keeps mount(8) from turning them into paths that now lead into
+ * the tmpfs itself.
+ */
+const OPEN_CHECKOUT = `set -e
+top=$1 root=$2; shift 2
+back=$PWD
+cd "$root"
+mount -t tmpfs -o mode=0755 corral-test "$top"
+mkdir -p "$root"
+for e in * .[!.]* ..?*; do
+  [ -e "$e" ] || continue
+  if [ -d "$e" ]; then mkdir "$root/$e"; else : > "$root/$e"; fi
+  mount --no-canonicalize --bind "$e" "$root/$e"
+done
+cd "$back"
+exec "$@"`;
+
+/** The topmost directory from / down to `dir` that other users cannot enter. */
+function barrier(dir: string): string | undefined {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const d = '/' + parts.slice(0, i).join('/');
+    if ((statSync(d).mode & 0o001) === 0) return d;
+  }
+  return undefined;
+}
+
+/**
+ * The `wrap` that runs the CLI as user nobody. When the checkout sits under a directory
+ * other users cannot enter (0700, as `mktemp -d` makes), the CLI runs in a private mount
+ * namespace where that directory is opened (see OPEN_CHECKOUT); if nobody still cannot
+ * read the CLI, it fails at once, saying why.
  */
 export function asNobody(): string[] {
-  const wrap = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+  const top = barrier(ROOT);
+  const wrap = top ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', OPEN_CHECKOUT, 'open-checkout', top, ROOT, ...NOBODY] : NOBODY;
   const r = spawnSync(wrap[0]!, [...wrap.slice(1), 'test', '-r', CLI]);
   if (r.status !== 0) {
-    throw new Error(`user nobody cannot read ${CLI}: this test runs the CLI as nobody, so the checkout and every directory above it must be readable by other users`);
+    throw new Error(`user nobody cannot read ${CLI}${top ? ` even with ${top} opened in a private mount namespace` : ''}: ${String(r.stderr).trim() || 'test -r failed'}`);
   }
   return wrap;
 }

@@ -17,6 +17,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { HAProxy, LB_URL, Nginx, type Balancer, type LbLog } from './fleet-lb.js';
+import type { FleetLoad } from './fleet-load.js';
 import { APP_PORT, FLEET_LOAD_JS, METRICS_PORT, useFleet, type Fleet, type Host } from './fleet-net.js';
 import { cannotRun, CommandError, get, progress, setVersion, sleep, waitFor } from './harness.js';
 
@@ -25,18 +26,6 @@ const DELAY_S = 2;
 const RATE = 150;
 const CONCURRENCY = 8;
 
-interface FleetLoad {
-  total: number;
-  ok: number;
-  failed: number;
-  keepAlive: number;
-  newConnection: number;
-  errors: Record<string, number>;
-  statuses: Record<string, number>;
-  hosts: Record<string, number>;
-  failures: Array<{ atMs: number; cause: string; detail: string }>;
-  elapsedMs: number;
-}
 
 let runs = 0;
 

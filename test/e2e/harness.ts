@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
+import type { Tally } from './load-core.js';
 
 /** The repository (this file runs from dist/test/e2e/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -383,15 +384,10 @@ export interface LoadOptions {
   requestId?: boolean;
 }
 
-export interface LoadResult {
-  total: number;
-  ok: number;
-  failed: number;
-  errors: Record<string, number>;
-  statuses: Record<string, number>;
+/** What test/e2e/load.ts prints. */
+export interface LoadResult extends Tally {
   bodies: Record<string, number>;
   samples: string[];
-  elapsedMs: number;
 }
 
 /** Starts the load client inside the sandbox (its network namespace: loopback only). */

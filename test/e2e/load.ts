@@ -12,9 +12,9 @@
  * `X-Request-Id: TAG-N` (N counts from 0), which corral logs as the request id. Failures are counted by cause: a connection error code
  * (ECONNREFUSED, ECONNRESET, ...), a timeout, or a status other than 200.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent } from 'node:http';
 import { parseArgs } from 'node:util';
+import { Bounds, once, settle, count, withProgress, type Tally } from './load-core.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -32,33 +32,23 @@ const { values: opt } = parseArgs({
   },
 });
 
-const maxRequests = Number(opt.requests);
-const maxSeconds = Number(opt.seconds);
-if (!(maxRequests > 0) || !(maxSeconds > 0)) throw new Error('--requests and --seconds are required (the run must be bounded)');
+const bounds = new Bounds(opt.requests, opt.seconds, opt['stop-file'], 20);
 if (!opt.url && !opt.socket) throw new Error('--url or --socket is required');
 const concurrency = Number(opt.concurrency);
 const target = opt.url ? new URL(opt.url) : undefined;
 if (target && !['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) throw new Error('loopback targets only');
 
 const agent = new Agent({ keepAlive: opt.keepalive, maxSockets: concurrency });
-const deadline = Date.now() + maxSeconds * 1000;
-const started = Date.now();
-let issued = 0;
-let stopped = false;
-const result = {
+const result: Tally & { bodies: Record<string, number>; samples: string[] } = {
   total: 0,
   ok: 0,
   failed: 0,
-  errors: {} as Record<string, number>,
-  statuses: {} as Record<string, number>,
-  bodies: {} as Record<string, number>,
-  samples: [] as string[],
+  errors: {},
+  statuses: {},
+  bodies: {},
+  samples: [],
   elapsedMs: 0,
 };
-
-function count(map: Record<string, number>, key: string): void {
-  map[key] = (map[key] ?? 0) + 1;
-}
 
 function fail(cause: string, detail: string): void {
   result.failed++;
@@ -66,73 +56,26 @@ function fail(cause: string, detail: string): void {
   if (result.samples.length < 20) result.samples.push(`${new Date().toISOString()} ${cause}: ${detail}`);
 }
 
-function once(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const path = `${opt.path}${opt.path!.includes('?') ? '&' : '?'}rid=${opt.tag}-${n}`;
-    const req = request(
-      {
-        agent,
-        socketPath: opt.socket,
-        host: target?.hostname.replace(/^\[|\]$/g, ''),
-        port: target?.port,
-        path,
-        headers: {
-          ...(opt.keepalive ? {} : { connection: 'close' }),
-          ...(opt['request-id'] ? { 'x-request-id': `${opt.tag}-${n}` } : {}),
-        },
-        timeout: 15_000,
-      },
-      (res: IncomingMessage) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => {
-          count(result.statuses, String(res.statusCode));
-          if (res.statusCode === 200) {
-            result.ok++;
-            count(result.bodies, body.split(' ').slice(0, 2).join(' ').trim());
-          } else {
-            fail(`HTTP ${res.statusCode}`, body.slice(0, 200));
-          }
-          resolve();
-        });
-        res.on('error', (err: NodeJS.ErrnoException) => {
-          fail(err.code ?? err.message, `response: ${err.message}`);
-          resolve();
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(Object.assign(new Error('no response in 15 s'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      fail(err.code ?? err.message, err.message);
-      resolve();
-    });
-    req.end();
-  });
-}
-
-function shouldStop(): boolean {
-  if (stopped) return true;
-  if (issued >= maxRequests || Date.now() >= deadline) stopped = true;
-  else if (opt['stop-file'] && issued % 20 === 0 && existsSync(opt['stop-file'])) stopped = true;
-  return stopped;
-}
-
 async function loop(): Promise<void> {
-  while (!shouldStop()) {
-    const n = issued++;
-    await once(n);
+  for (let n = bounds.next(); n !== undefined; n = bounds.next()) {
+    const o = await once({
+      agent,
+      socketPath: opt.socket,
+      host: target?.hostname.replace(/^\[|\]$/g, ''),
+      port: target?.port,
+      path: `${opt.path}${opt.path!.includes('?') ? '&' : '?'}rid=${opt.tag}-${n}`,
+      headers: {
+        ...(opt.keepalive ? {} : { connection: 'close' }),
+        ...(opt['request-id'] ? { 'x-request-id': `${opt.tag}-${n}` } : {}),
+      },
+    }, 15_000);
+    const body = settle(result, o, fail);
+    if (body !== undefined) count(result.bodies, body.split(' ').slice(0, 2).join(' ').trim());
     result.total++;
   }
 }
 
-const progress = opt['progress-file']
-  ? setInterval(() => writeFileSync(opt['progress-file']!, String(result.total)), 100)
-  : undefined;
-
-await Promise.all(Array.from({ length: concurrency }, loop));
-if (progress) clearInterval(progress);
-if (opt['progress-file']) writeFileSync(opt['progress-file'], String(result.total));
+await withProgress(opt['progress-file'], () => result.total, Promise.all(Array.from({ length: concurrency }, loop)));
 agent.destroy();
-result.elapsedMs = Date.now() - started;
+result.elapsedMs = Date.now() - bounds.started;
 process.stdout.write(JSON.stringify(result) + '\n');

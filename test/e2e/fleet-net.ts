@@ -11,11 +11,11 @@
  * node:test runs even when a test or before() failed; a fleet left by a crashed run is
  * removed by the next run.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import {
-  BASE, CommandError, installApp, installCorral, REPO, run, SANDBOX_SH, Sandbox, waitFor,
+  BASE, CommandError, installApp, installCorral, reapStale, REPO, run, SANDBOX_SH, Sandbox, waitFor,
 } from './harness.js';
 
 export const FLEET_LOAD_JS = join(REPO, 'dist/test/e2e/fleet-load.js');
@@ -69,29 +69,10 @@ async function inNetns(pid: number, cmd: string[]): Promise<void> {
   if (r.code !== 0) throw new CommandError(argv, r);
 }
 
-/** Powers off fleets of earlier runs whose process is gone. */
-async function reapStale(): Promise<void> {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(join(BASE, 'run'));
-  } catch {
-    return;
-  }
-  for (const name of entries) {
-    const m = /^corral-fleet-(?:lb|h\d)-(\d+)$/.exec(name);
-    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
-    await run(['bash', SANDBOX_SH, 'down'], { env: sdsEnv(name), timeoutMs: 120_000 });
-    rmSync(join(BASE, 'work', name), { recursive: true, force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** The owner of a fleet sandbox: corral-fleet-(lb|hN)-PID. */
+function fleetOwner(name: string): number | undefined {
+  const m = /^corral-fleet-(?:lb|h\d)-(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** Joins a host to the balancer: a veth pair, one end in each sandbox, a /30 between them. */
@@ -123,7 +104,7 @@ export function useFleet(o: FleetOptions): () => Fleet {
   let ready = false;
 
   before(async () => {
-    await reapStale();
+    await reapStale(fleetOwner);
     // Every sandbox is brought up even when one fails, so that after() finds them all.
     const ups = await Promise.allSettled(all.map((sb) => sb.up()));
     const failed = ups.find((u) => u.status === 'rejected');

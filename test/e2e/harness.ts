@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import type { Tally } from './load-core.js';
+import { alive } from '../helpers/proc.js';
 
 /** The repository (this file runs from dist/test/e2e/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -263,8 +264,12 @@ export function sandboxName(fileUrl: string): string {
 }
 
 /** Powers off sandboxes of this test file left by earlier runs whose process is gone. */
-async function reapStale(fileUrl: string): Promise<void> {
-  const prefix = sandboxName(fileUrl).replace(/-\d+$/, '-');
+/**
+ * Powers off the sandboxes of earlier runs whose test process is gone: each one in BASE/run
+ * whose name `owner` maps to the PID of the process that made it, when that is neither this
+ * process nor alive.
+ */
+export async function reapStale(owner: (name: string) => number | undefined): Promise<void> {
   let names: string[] = [];
   try {
     names = readdirSync(join(BASE, 'run'));
@@ -272,22 +277,21 @@ async function reapStale(fileUrl: string): Promise<void> {
     return;
   }
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length));
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    if (pidAlive(pid)) continue;
+    const pid = owner(name);
+    if (pid === undefined || pid === process.pid || alive(pid)) continue;
     await run(['bash', SANDBOX_SH, 'down'], { env: { ...process.env, SDS_NAME: name, SDS_BASE: BASE } });
     rmSync(join(BASE, 'work', name), { recursive: true, force: true });
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** The owner of this test file's sandboxes: NAME-PID. */
+function fileSandboxOwner(fileUrl: string): (name: string) => number | undefined {
+  const prefix = sandboxName(fileUrl).replace(/-\d+$/, '-');
+  return (name) => {
+    if (!name.startsWith(prefix)) return undefined;
+    const pid = Number(name.slice(prefix.length));
+    return Number.isInteger(pid) ? pid : undefined;
+  };
 }
 
 /**
@@ -298,7 +302,7 @@ export function useSandbox(fileUrl: string): () => Sandbox {
   const sb = new Sandbox(sandboxName(fileUrl));
   let ready = false;
   before(async () => {
-    await reapStale(fileUrl);
+    await reapStale(fileSandboxOwner(fileUrl));
     await sb.up();
     await installCorral(sb);
     ready = true;

@@ -330,10 +330,19 @@ async function saveJournal(sb: Sandbox, fileUrl: string): Promise<void> {
  * not see it).
  */
 export async function installCorral(sb: Sandbox): Promise<void> {
+  // Entry by entry on a 755 tmpfs rather than the checkout as a whole: the services' users
+  // must enter CORRAL_HOME even when the checkout itself is 0700 (a clone made in mktemp -d).
   await sb.sh(`
     mkdir -p ${CORRAL_HOME}
-    mount --bind ${REPO} ${CORRAL_HOME}
-    mount -o remount,bind,ro ${CORRAL_HOME}
+    mount -t tmpfs -o mode=0755 corral-home ${CORRAL_HOME}
+    for e in ${REPO}/* ${REPO}/.[!.]* ${REPO}/..?*; do
+      [ -e "$e" ] || continue
+      n=\${e##*/}
+      if [ -d "$e" ]; then mkdir "${CORRAL_HOME}/$n"; else : > "${CORRAL_HOME}/$n"; fi
+      mount --bind "$e" "${CORRAL_HOME}/$n"
+      mount -o remount,bind,ro "${CORRAL_HOME}/$n"
+    done
+    mount -o remount,ro ${CORRAL_HOME}
     test -f ${CLI}
   `);
 }

@@ -19,7 +19,12 @@ const CLUSTER_APP = path.join(BENCH_DIR, 'apps', 'cluster.mjs');
 // BENCH_CORRAL_CLI points at another build of the CLI (to compare two).
 export const CORRAL_CLI = process.env.BENCH_CORRAL_CLI || path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
 
-export const CONTENDERS = ['corral', 'single', 'cluster-rr', 'cluster-none', 'pm2'];
+// BENCH_BASELINE_CLI adds 'corral-base': that build run beside the current one in the
+// same repetitions, so a change to corral is judged by same-run ratios, not by
+// figures from another day.
+const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
+
+export const CONTENDERS = ['corral', ...(BASELINE_CLI ? ['corral-base'] : []), 'single', 'cluster-rr', 'cluster-none', 'pm2'];
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 15000;
 
@@ -208,10 +213,11 @@ async function waitGone(known, deadlineMs) {
 
 class Corral extends Contender {
   async launch() {
-    if (!fs.existsSync(CORRAL_CLI)) {
-      throw new Error(`corral is not built: ${CORRAL_CLI} is missing (run \`npm run build\`)`);
+    const cli = this.name === 'corral-base' ? BASELINE_CLI : CORRAL_CLI;
+    if (!fs.existsSync(cli)) {
+      throw new Error(`corral is not built: ${cli} is missing (run \`npm run build\`)`);
     }
-    const args = [CORRAL_CLI, '--bind', `${HOST}:${this.port}`, '--workers', String(this.workers),
+    const args = [cli, '--bind', `${HOST}:${this.port}`, '--workers', String(this.workers),
       '--access-log', 'off', HELLO_APP];
     this.child = this.spawnLogged(process.execPath, args, this.appEnv());
   }
@@ -317,7 +323,7 @@ class Pm2 extends Contender {
   }
 }
 
-const KINDS = { corral: Corral, single: Single, 'cluster-rr': NodeCluster, 'cluster-none': NodeCluster, pm2: Pm2 };
+const KINDS = { corral: Corral, 'corral-base': Corral, single: Single, 'cluster-rr': NodeCluster, 'cluster-none': NodeCluster, pm2: Pm2 };
 
 // Starts one contender and waits for its first 200. On failure everything
 // it started is stopped before the error propagates.

@@ -11,20 +11,22 @@ export interface Rotation {
 
 /**
  * How often the size of the current file is looked at (one stat(2)): a file may outgrow
- * `size` by what the workers write in this time.
+ * `size` by what is written in this time.
  */
 const SIZE_CHECK_MS = 100;
 
 /**
- * The access log's files as the master decides them: the workers write, the master only
- * says which file. Without built-in rotation that is the configured path, for ever (logrotate
- * renames it and USR1 makes every writer reopen the name). With it, files are numbered like
- * the error log's (access.1.log, access.2.log, ...; the highest number is the current one):
- * when the current file reaches `size`, or an hour or a day begins, the next number becomes
- * current, the workers are told to reopen there, and numbers older than `keep` are deleted.
- * Lines a worker writes before it reopens land in the previous file: nothing is lost.
+ * The files of one log as the master decides them, for both logs: the access log (the
+ * workers write, the master only says which file) and the error log (the master's Sink
+ * writes). Without built-in rotation that is the configured path, for ever (logrotate
+ * renames it and USR1 makes every writer reopen the name). With it, files are numbered
+ * (access.1.log, access.2.log, ...; the highest number is the current one): when the current
+ * file reaches `size`, or an hour or a day begins, the next number becomes current, the
+ * writers reopen there, and numbers older than `keep` are deleted. Lines written before a
+ * writer reopens land in the previous file: nothing is lost. Numbering continues across
+ * restarts.
  */
-export class AccessFiles {
+export class LogFiles {
   private n: number;
   private period: number;
   private nextSizeCheck = 0;
@@ -48,7 +50,7 @@ export class AccessFiles {
     return this.rotation.size > 0 || this.rotation.interval !== 'off';
   }
 
-  /** The file the workers write now. */
+  /** The file to write now. */
   get current(): string {
     return this.rotates ? this.numbered(this.n) : this.base;
   }

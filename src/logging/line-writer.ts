@@ -67,11 +67,14 @@ export class LineWriter {
     this.fd = -1;
   }
 
-  /** Writes whole lines (the string ends with a newline). */
-  write(lines: string): void {
+  /** Writes whole lines (the string ends with a newline); returns the bytes written. */
+  write(lines: string): number {
     if (this.fd < 0) {
       if (this.path !== undefined && this.failures.retryDue()) this.open(this.path);
-      if (this.fd < 0) return this.failures.drop(countLines(lines));
+      if (this.fd < 0) {
+        this.failures.drop(countLines(lines));
+        return 0;
+      }
     }
     const repair = this.torn && (this.path === undefined || endsMidLine(this.fd)) ? '\n' : '';
     this.torn = false;
@@ -83,6 +86,7 @@ export class LineWriter {
       return this.fail(err as WriteError, buf, repair.length);
     }
     this.failures.succeeded(this.where());
+    return buf.length;
   }
 
   private writeInPieces(buf: Buffer): void {
@@ -117,17 +121,22 @@ export class LineWriter {
     }
   }
 
-  private fail(err: WriteError, buf: Buffer, repairLength: number): void {
+  /** Reports a failed write; returns the bytes it left in the destination. */
+  private fail(err: WriteError, buf: Buffer, repairLength: number): number {
     const written = err.written ?? 0;
     // Whole lines that went out stay; the bytes after the last newline that did are a fragment.
     const cut = written > 0 ? buf.lastIndexOf(0x0a, written - 1) + 1 : 0;
-    if (written > cut) this.torn = !this.unwrite(buf.subarray(cut, written));
-    else if (written < repairLength) this.torn = true;
+    let left = cut;
+    if (written > cut) {
+      this.torn = !this.unwrite(buf.subarray(cut, written));
+      if (this.torn) left = written;
+    } else if (written < repairLength) this.torn = true;
     this.failures.failed(this.where(), err, countLines(buf.subarray(Math.max(cut, repairLength))));
     if (this.path !== undefined && this.fd >= 0) {
       closeQuietly(this.fd);
       this.fd = -1;
     }
+    return left;
   }
 
   /**

@@ -30,6 +30,8 @@ export class LogFiles {
   private n: number;
   private period: number;
   private nextSizeCheck = 0;
+  /** The current file's size as last looked at, plus what its one writer wrote since. */
+  private size = 0;
   private readonly dir: string;
   private readonly stem: string;
   private readonly ext: string;
@@ -43,6 +45,7 @@ export class LogFiles {
     this.ext = extname(base);
     this.stem = basename(base, this.ext);
     this.n = this.rotates ? Math.max(1, ...this.numbers()) : 0;
+    if (this.rotates) this.size = sizeOf(this.current);
     this.period = periodOf(rotation.interval, nowMs);
   }
 
@@ -60,7 +63,17 @@ export class LogFiles {
     return this.rotation.size > 0 ? this.nextSizeCheck : Infinity;
   }
 
-  /** Called by the master loop: the new current file when it is time to rotate, else undefined. */
+  /**
+   * A log with one writer (the error log: the master's Sink) says what it wrote: the size
+   * is looked at as soon as it may have reached `size`, so that file outgrows it by one
+   * write at most. The workers' access log has many writers and relies on the periodic look.
+   */
+  wrote(bytes: number): void {
+    this.size += bytes;
+    if (this.rotation.size > 0 && this.size >= this.rotation.size) this.nextSizeCheck = 0;
+  }
+
+  /** Called by the master loop (and the Sink): the new current file when it is time to rotate, else undefined. */
   due(nowMs: number, monotonicMs: number): string | undefined {
     if (!this.rotates) return undefined;
     let rotate = false;
@@ -71,10 +84,12 @@ export class LogFiles {
     }
     if (!rotate && this.rotation.size > 0 && monotonicMs >= this.nextSizeCheck) {
       this.nextSizeCheck = monotonicMs + SIZE_CHECK_MS;
-      rotate = sizeOf(this.current) >= this.rotation.size;
+      this.size = sizeOf(this.current);
+      rotate = this.size >= this.rotation.size;
     }
     if (!rotate) return undefined;
     this.n++;
+    this.size = sizeOf(this.current);
     this.prune();
     return this.current;
   }

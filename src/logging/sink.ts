@@ -33,7 +33,8 @@ export class Sink {
   write(lines: string): void {
     const next = this.files?.due(Date.now(), performance.now());
     if (next !== undefined) this.writer.reopen(next);
-    this.writer.write(lines);
+    const bytes = this.writer.write(lines);
+    this.files?.wrote(bytes);
   }
 
   /** USR1: reopen the file by name (logrotate moved it away). */

@@ -14,7 +14,7 @@ import { Master } from '../master/master.js';
 import { Notifier } from '../systemd/notify.js';
 import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
 import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
-import { AccessFiles } from '../logging/access-files.js';
+import { LogFiles } from '../logging/log-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { readFileSync } from 'node:fs';
 import { metricsAddress } from '../metrics/server.js';
@@ -36,10 +36,10 @@ export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> 
   const errorIntervalMs = cfg.logWriteErrorInterval * 1000;
   const syslog = (t: Target) => t.kind === 'std' && (cfg.logSyslogPrefix === 'on' || (cfg.logSyslogPrefix === 'auto' && isJournalStream(t.fd)));
   const errorTarget = targets.error as Exclude<Target, { kind: 'off' }>;
-  const errorSink = await Sink.open('error log', errorTarget, { rotation, errorIntervalMs, sync: true });
+  const errorSink = new Sink('error log', errorTarget, { rotation, errorIntervalMs });
   // Workers write access lines themselves; the master only says where.
   const t = targets.access;
-  const access: AccessPlan | undefined = t.kind === 'off' ? undefined : t.kind === 'file' ? { kind: 'file', files: new AccessFiles(t.path, rotation) } : { kind: 'stream', fd: t.fd };
+  const access: AccessPlan | undefined = t.kind === 'off' ? undefined : t.kind === 'file' ? { kind: 'file', files: new LogFiles(t.path, rotation) } : { kind: 'stream', fd: t.fd };
   const pretty = cfg.logFormat === 'pretty' || (cfg.logFormat === 'auto' && errorTarget.kind === 'std' && process.stderr.isTTY === true);
   return {
     errorLog: new ErrorLog(errorSink, { pretty, syslogPrefix: syslog(errorTarget) }),

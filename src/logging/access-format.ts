@@ -3,61 +3,22 @@
  * with {fields}. Compiled once per worker into a function from one request to one line.
  */
 import { prettyAccessFormat } from './access-pretty.js';
+import { rawHeader, type AccessFormatter, type AccessRecord } from './access-record.js';
+import { jsonString, textEscaper } from './line-escape.js';
 
-export interface AccessRecord {
-  time: Date;
-  method: string;
-  url: string;
-  /** '' when unknown (a request line the parser refused). */
-  httpVersion: string;
-  status: number;
-  bytes: number;
-  durationMs: number;
-  remoteAddr: string | undefined;
-  requestId: string;
-  pid: number;
-  worker: string;
-  /**
-   * The request's headers as the client sent them (IncomingMessage#rawHeaders: name, value,
-   * name, value...), not req.headers, which apps may rewrite while they serve.
-   */
-  rawHeaders: readonly string[];
-  /** The response, for its headers. */
-  res: { getHeader(name: string): string | string[] | number | undefined };
-}
+/** The record every format reads, for the callers that build one. */
+export type { AccessRecord };
 
 function text(v: string | string[] | number | undefined): string | undefined {
   if (v === undefined) return undefined;
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
 
-/** Whether a header name equals `lower` (lower-case) ignoring ASCII case, without allocating. */
-function sameName(name: string, lower: string): boolean {
-  if (name.length !== lower.length) return false;
-  if (name === lower) return true;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-/** A request header as sent: every field of that name, in order, joined with ", ". */
-export function rawHeader(raw: readonly string[], lower: string): string | undefined {
-  let out: string | undefined;
-  for (let i = 0; i < raw.length - 1; i += 2) {
-    if (sameName(raw[i]!, lower)) out = out === undefined ? raw[i + 1]! : out + ', ' + raw[i + 1]!;
-  }
-  return out;
-}
-
 const reqHeader = (r: AccessRecord, name: string) => rawHeader(r.rawHeaders, name);
 const resHeader = (r: AccessRecord, name: string) => text(r.res.getHeader(name));
 
-export type AccessFormatter = (r: AccessRecord) => string;
-
 /** Headers whose values are never written to a log, whatever the format says. */
-export const NEVER_LOGGED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+const NEVER_LOGGED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 
 const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> = {
   time: (r) => r.time.toISOString(),
@@ -77,7 +38,7 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   worker: (r) => r.worker,
 };
 
-export const FIELD_NAMES = Object.keys(FIELDS);
+const FIELD_NAMES = Object.keys(FIELDS);
 
 function round3(n: number): number {
   return Math.round(n * 1000) / 1000;
@@ -87,7 +48,7 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 let clfCache = { second: -1, text: '' };
 
 /** 10/Oct/2000:13:55:36 +0000 (UTC), computed once per second. */
-export function clfTime(d: Date): string {
+function clfTime(d: Date): string {
   const second = Math.floor(d.getTime() / 1000);
   if (second !== clfCache.second) {
     const p = (n: number) => String(n).padStart(2, '0');
@@ -101,52 +62,20 @@ function protocol(r: AccessRecord): string | undefined {
   return r.httpVersion === '' ? undefined : 'HTTP/' + r.httpVersion;
 }
 
-/*
- * Escaping. Every character that could end, split or rewrite a line for a line-oriented
- * reader or a terminal is escaped in every format: C0 controls (newlines among them), DEL,
- * C1 controls (U+0080-U+009F: NEL U+0085 ends a line for some readers, CSI U+009B starts a
- * terminal control sequence) and the line and paragraph separators U+2028/U+2029. Node reads
- * the bytes 0x80-0xFF of a request line or header as these characters.
- */
-const HEX = '0123456789ABCDEF';
-
-/** nginx's escape: `\xHH` for each UTF-8 byte of the character. */
-function hexEscape(c: string): string {
-  const code = c.charCodeAt(0);
-  if (code < 0x80) return '\\x' + HEX[code >> 4] + HEX[code & 15];
-  let out = '';
-  for (const b of Buffer.from(c, 'utf8')) out += '\\x' + HEX[b >> 4] + HEX[b & 15];
-  return out;
-}
-
-const QUOTED_ESCAPE = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+/** nginx's quoting: `"` and `\` escaped too, so a quoted value ends at its closing quote. */
+const quotedText = textEscaper('"\\\\');
 /** Unquoted (template) values: whitespace too, so a value stays one field. */
-const BARE_ESCAPE = /[\s"\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const bareText = textEscaper('\\s"\\\\');
 
-/** Quotes a value the way nginx does: `"`, `\` and the characters above escaped as \xHH. */
+/** Quotes a value the way nginx does. */
 function quoted(v: string | number | undefined): string {
   if (v === undefined || v === '') return '"-"';
-  return '"' + String(v).replace(QUOTED_ESCAPE, hexEscape) + '"';
+  return '"' + quotedText(String(v)) + '"';
 }
 
 function bare(v: string | number | undefined): string {
   if (v === undefined || v === '') return '-';
-  return String(v).replace(BARE_ESCAPE, hexEscape);
-}
-
-/** Printable ASCII without `"` and `\`: JSON needs no escapes for these strings. */
-const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** What JSON.stringify leaves raw of the characters above. */
-const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/;
-const JSON_UNSAFE_ALL = /[\x7f-\x9f\u2028\u2029]/g;
-const uEscape = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
-
-/** JSON.stringify's text, with DEL, C1 controls and U+2028/U+2029 as \u escapes too. */
-function jsonString(v: string): string {
-  if (JSON_SAFE.test(v)) return '"' + v + '"';
-  const s = JSON.stringify(v);
-  return JSON_UNSAFE.test(s) ? s.replace(JSON_UNSAFE_ALL, uEscape) : s;
+  return bareText(String(v));
 }
 
 let isoCache = { ms: NaN, text: '' };

@@ -1,10 +1,10 @@
 /**
  * The access line for a terminal: `GET /nope 404 24 B 0.9 ms`, coloured by status. Chosen
- * only for a terminal (see terminalAccessFormat); files and journald keep the configured
- * format. Bytes that could break a line (controls, DEL, C1, U+2028/9) are escaped as in
- * every other format.
+ * only for a terminal (see terminal-access.ts); files and journald keep the configured
+ * format. Characters that could break a line are escaped by the rule every format uses.
  */
-import type { AccessRecord, AccessFormatter } from './access-format.js';
+import type { AccessFormatter, AccessRecord } from './access-record.js';
+import { textEscaper } from './line-escape.js';
 
 /** Format names the master hands to workers for terminal output. */
 export const PRETTY_FORMAT = 'pretty';
@@ -21,15 +21,7 @@ function statusColor(status: number): string {
   return '\x1b[35m';
 }
 
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
-
-function safe(s: string): string {
-  return s.replace(UNSAFE, (c) => {
-    const n = c.charCodeAt(0);
-    return n > 0xff ? `\\u${n.toString(16)}` : `\\x${n.toString(16).padStart(2, '0')}`;
-  });
-}
+const safe = textEscaper();
 
 /** 24 B, 1.5 kB, 12 MB (decimal units, as browsers' network panels show them). */
 export function sizeText(bytes: number): string {
@@ -59,24 +51,4 @@ export function prettyAccessFormat(format: string): AccessFormatter | undefined 
   if (format === PRETTY_FORMAT) return (r) => prettyAccessLine(r, false);
   if (format === PRETTY_COLOR_FORMAT) return (r) => prettyAccessLine(r, true);
   return undefined;
-}
-
-/**
- * What the workers should write for access lines that go to `target`: the pretty format
- * when the lines end up on a terminal (or always on stdout, in dev) and the format was left
- * at its default; otherwise the configured format unchanged.
- */
-export function terminalAccessFormat(opts: {
-  configured: string;
-  fromDefault: boolean;
-  /** The access log goes to stdout (not a file, not off). */
-  toStdout: boolean;
-  /** stdout is a terminal (and not journald). */
-  tty: boolean;
-  /** Dev: readable lines on stdout even when it is a pipe. */
-  dev: boolean;
-}): string {
-  if (!opts.fromDefault || !opts.toStdout) return opts.configured;
-  if (opts.tty) return PRETTY_COLOR_FORMAT;
-  return opts.dev ? PRETTY_FORMAT : opts.configured;
 }

@@ -1,6 +1,7 @@
 import type { Sink } from './sink.js';
 import { syslogPriority } from './levels.js';
 import { pretty } from './pretty.js';
+import { LOG_WRITE_KEY, tellStderr } from './write-failures.js';
 
 export interface ErrorLogMode {
   pretty: boolean;
@@ -21,6 +22,7 @@ export class ErrorLog {
   /** One JSON record (a pino line), with or without its trailing newline. */
   line(json: string): void {
     const text = json.endsWith('\n') ? json.slice(0, -1) : json;
+    if (!this.sink.isStderr && text.includes(LOG_WRITE_KEY)) tellWriteFailure(text);
     if (!this.mode.pretty && !this.mode.syslogPrefix) {
       this.sink.write(text + '\n');
       return;
@@ -41,4 +43,20 @@ export class ErrorLog {
     const level = stream === 'stdout' ? 'info' : 'error';
     this.line(JSON.stringify({ level, time: new Date().toISOString(), pid, role: 'app', worker, stream, msg: text }));
   }
+}
+
+/**
+ * A worker's report that its log cannot be written (or works again) is told on stderr too
+ * when the error log is a file: that file may sit on the very disk that is full, and
+ * stderr (the journal) is where the operator can still read it.
+ */
+function tellWriteFailure(text: string): void {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return;
+  }
+  if (typeof rec.logWrite !== 'string' || typeof rec.msg !== 'string') return;
+  tellStderr(`worker ${String(rec.worker)} (pid ${String(rec.pid)}): ${rec.msg}`);
 }

@@ -3,7 +3,7 @@
  * level is at least the logger's), the syslog priority of its `<N>` prefix for journald
  * (sd-daemon(3)), and its colour on a terminal.
  */
-export const LEVELS = {
+const LEVELS = {
   trace: { value: 10, syslog: 7, color: '90' },
   debug: { value: 20, syslog: 7, color: '90' },
   info: { value: 30, syslog: 6, color: '32' },
@@ -12,7 +12,7 @@ export const LEVELS = {
   fatal: { value: 60, syslog: 2, color: '35' },
 } as const;
 
-export type LevelName = keyof typeof LEVELS;
+type LevelName = keyof typeof LEVELS;
 
 /** The logger's methods, lowest level first. */
 export const LEVEL_NAMES = Object.keys(LEVELS) as LevelName[];

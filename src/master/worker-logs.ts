@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { workerFds } from '../ipc/fds.js';
-import type { AccessFiles } from '../logging/access-files.js';
+import type { LogFiles } from '../logging/log-files.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { eachLine, relayLines } from '../logging/relay.js';
 
@@ -10,7 +10,7 @@ import { eachLine, relayLines } from '../logging/relay.js';
  * A file (the master chooses which, for rotation), or the stream the master inherited on
  * stdout (journald under systemd), passed to every worker.
  */
-export type AccessPlan = { kind: 'file'; files: AccessFiles } | { kind: 'stream'; fd: number };
+export type AccessPlan = { kind: 'file'; files: LogFiles } | { kind: 'stream'; fd: number };
 
 /** The master's log writers and decisions, shared by every worker. */
 export interface MasterLogs {

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { Socket } from 'node:net';
-import type { AccessWriter } from './access-writer.js';
+import type { LineWriter } from '../logging/line-writer.js';
 
 type WriteFn = (this: Socket, data: unknown, encoding: BufferEncoding, cb: (err?: Error | null) => void) => void;
 type WritevFn = (this: Socket, chunks: unknown, cb: (err?: Error | null) => void) => void;
@@ -24,7 +24,7 @@ export class AccessBatch {
   private scheduled = false;
   private readonly flushNow = () => this.flush();
 
-  constructor(private readonly writer: AccessWriter) {}
+  constructor(private readonly writer: LineWriter) {}
 
   add(line: string): void {
     this.pending += line;

@@ -16,7 +16,7 @@ import { AccessBatch } from './access-log.js';
 import { requestLogger } from './request-log.js';
 import { attachClientErrors } from './client-errors.js';
 import { CorralResponse } from './response.js';
-import { AccessWriter } from './access-writer.js';
+import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
 
 /** How often a changed count of kept connections is reported (for balancing). */
@@ -27,7 +27,7 @@ const LAST_BEAT_MS = 1000;
 export class Worker {
   private readonly log: Logger;
   private readonly tracker = new ConnectionTracker();
-  private readonly access: AccessWriter | undefined;
+  private readonly access: LineWriter | undefined;
   private readonly accessBatch: AccessBatch | undefined;
   private readonly servers: Server[] = [];
   private readonly requestMetrics: RequestMetrics;
@@ -44,7 +44,7 @@ export class Worker {
     // pino is loaded only if the worker has something to log: it serves sooner without it.
     this.log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: name } }, spec.logs.errorFd);
     if (spec.logs.access) {
-      this.access = new AccessWriter(spec.logs.access, { errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m) => this.log.error(m) });
+      this.access = new LineWriter(spec.logs.access, { what: 'access log', errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m, fields) => this.log.error(fields, m) });
       this.accessBatch = new AccessBatch(this.access);
     }
     this.requestMetrics = new RequestMetrics(spec.metrics === true);

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { compileGlobs } from '../../src/dev/glob.js';
 import { Watcher } from '../../src/dev/watch.js';
 import { codeFrame, locationFromStack } from '../../src/dev/code-frame.js';
-import { prettyAccessLine, sizeText, durationText, terminalAccessFormat } from '../../src/logging/access-pretty.js';
+import { prettyAccessLine, sizeText, durationText } from '../../src/logging/access-pretty.js';
+import { terminalAccessFormat } from '../../src/logging/terminal-access.js';
 import { compileAccessFormat, type AccessRecord } from '../../src/logging/access-format.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -107,7 +108,7 @@ describe('access lines for a terminal', () => {
 
   test('GET /nope 404 24 B 0.9 ms, coloured by status when asked', () => {
     assert.equal(compileAccessFormat('pretty')(rec()), 'GET /nope 404 24 B 0.9 ms');
-    assert.equal(prettyAccessLine(rec({ url: '/a\nb\u2028' }), false), 'GET /a\\x0ab\\u2028 404 24 B 0.9 ms', 'line breakers are escaped');
+    assert.equal(prettyAccessLine(rec({ url: '/a\nb\u2028' }), false), 'GET /a\\x0Ab\\xE2\\x80\\xA8 404 24 B 0.9 ms', 'line breakers are escaped');
     const coloured = compileAccessFormat('pretty-color')(rec({ status: 500 }));
     assert.match(coloured, /^GET \/nope \x1b\[31m500\x1b\[0m /);
     assert.match(compileAccessFormat('pretty-color')(rec({ status: 200 })), /\x1b\[32m200/);

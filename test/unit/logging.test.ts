@@ -85,6 +85,27 @@ describe('access log formats', () => {
     }
   });
 
+  test('one rule in every format: U+0085, U+2028, ESC, DEL and NUL as the bytes of their UTF-8 encoding (\\uXXXX in JSON)', () => {
+    const cases: Array<[string, string, string]> = [
+      ['\u0085', '\\xC2\\x85', '\\u0085'],
+      ['\u2028', '\\xE2\\x80\\xA8', '\\u2028'],
+      ['\x1b', '\\x1B', '\\u001b'],
+      ['\x7f', '\\x7F', '\\u007f'],
+      ['\x00', '\\x00', '\\u0000'],
+    ];
+    for (const [c, text, json] of cases) {
+      const r = rec({ url: `/a${c}b`, rawHeaders: ['User-Agent', `u${c}a`, 'Referer', `r${c}f`] });
+      const where = `U+${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+      assert.match(compileAccessFormat('json')(r), new RegExp(`"url":"/a${json.replace(/\\/g, '\\\\')}b"`), `json ${where}`);
+      assert.equal((JSON.parse(compileAccessFormat('json')(r)) as { url: string }).url, `/a${c}b`, `json parses back (${where})`);
+      assert.equal(compileAccessFormat('common')(r), `10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a${text}b HTTP/1.1" 200 1234`, `common ${where}`);
+      assert.equal(compileAccessFormat('combined')(r), `10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /a${text}b HTTP/1.1" 200 1234 "r${text}f" "u${text}a"`, `combined ${where}`);
+      assert.equal(compileAccessFormat('{url} {user_agent}')(r), `/a${text}b u${text}a`, `template ${where}`);
+      assert.equal(compileAccessFormat('pretty')(r), `GET /a${text}b 200 1.2 kB 12 ms`, `pretty ${where}`);
+      assert.ok(compileAccessFormat('pretty-color')(r).startsWith(`GET /a${text}b \x1b[32m200`), `pretty-color ${where}`);
+    }
+  });
+
   test('request headers come from what the client sent: any case, repeated ones joined', () => {
     const r = rec({ rawHeaders: ['X-FORWARDED-FOR', '203.0.113.9', 'user-AGENT', 'ua/1', 'x-forwarded-for', '10.1.1.1', 'X-Tenant', 't1', 'x-tenant', 't2'] });
     const line = JSON.parse(compileAccessFormat('json')(r)) as Record<string, unknown>;

@@ -11,23 +11,27 @@ export interface Rotation {
 
 /**
  * How often the size of the current file is looked at (one stat(2)): a file may outgrow
- * `size` by what the workers write in this time.
+ * `size` by what is written in this time.
  */
 const SIZE_CHECK_MS = 100;
 
 /**
- * The access log's files as the master decides them: the workers write, the master only
- * says which file. Without built-in rotation that is the configured path, for ever (logrotate
- * renames it and USR1 makes every writer reopen the name). With it, files are numbered like
- * the error log's (access.1.log, access.2.log, ...; the highest number is the current one):
- * when the current file reaches `size`, or an hour or a day begins, the next number becomes
- * current, the workers are told to reopen there, and numbers older than `keep` are deleted.
- * Lines a worker writes before it reopens land in the previous file: nothing is lost.
+ * The files of one log as the master decides them, for both logs: the access log (the
+ * workers write, the master only says which file) and the error log (the master's Sink
+ * writes). Without built-in rotation that is the configured path, for ever (logrotate
+ * renames it and USR1 makes every writer reopen the name). With it, files are numbered
+ * (access.1.log, access.2.log, ...; the highest number is the current one): when the current
+ * file reaches `size`, or an hour or a day begins, the next number becomes current, the
+ * writers reopen there, and numbers older than `keep` are deleted. Lines written before a
+ * writer reopens land in the previous file: nothing is lost. Numbering continues across
+ * restarts.
  */
-export class AccessFiles {
+export class LogFiles {
   private n: number;
   private period: number;
   private nextSizeCheck = 0;
+  /** The current file's size as last looked at, plus what its one writer wrote since. */
+  private size = 0;
   private readonly dir: string;
   private readonly stem: string;
   private readonly ext: string;
@@ -41,6 +45,7 @@ export class AccessFiles {
     this.ext = extname(base);
     this.stem = basename(base, this.ext);
     this.n = this.rotates ? Math.max(1, ...this.numbers()) : 0;
+    if (this.rotates) this.size = sizeOf(this.current);
     this.period = periodOf(rotation.interval, nowMs);
   }
 
@@ -48,7 +53,7 @@ export class AccessFiles {
     return this.rotation.size > 0 || this.rotation.interval !== 'off';
   }
 
-  /** The file the workers write now. */
+  /** The file to write now. */
   get current(): string {
     return this.rotates ? this.numbered(this.n) : this.base;
   }
@@ -58,7 +63,17 @@ export class AccessFiles {
     return this.rotation.size > 0 ? this.nextSizeCheck : Infinity;
   }
 
-  /** Called by the master loop: the new current file when it is time to rotate, else undefined. */
+  /**
+   * A log with one writer (the error log: the master's Sink) says what it wrote: the size
+   * is looked at as soon as it may have reached `size`, so that file outgrows it by one
+   * write at most. The workers' access log has many writers and relies on the periodic look.
+   */
+  wrote(bytes: number): void {
+    this.size += bytes;
+    if (this.rotation.size > 0 && this.size >= this.rotation.size) this.nextSizeCheck = 0;
+  }
+
+  /** Called by the master loop (and the Sink): the new current file when it is time to rotate, else undefined. */
   due(nowMs: number, monotonicMs: number): string | undefined {
     if (!this.rotates) return undefined;
     let rotate = false;
@@ -69,10 +84,12 @@ export class AccessFiles {
     }
     if (!rotate && this.rotation.size > 0 && monotonicMs >= this.nextSizeCheck) {
       this.nextSizeCheck = monotonicMs + SIZE_CHECK_MS;
-      rotate = sizeOf(this.current) >= this.rotation.size;
+      this.size = sizeOf(this.current);
+      rotate = this.size >= this.rotation.size;
     }
     if (!rotate) return undefined;
     this.n++;
+    this.size = sizeOf(this.current);
     this.prune();
     return this.current;
   }

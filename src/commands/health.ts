@@ -3,7 +3,7 @@ import { resolveConfig } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
 import { HEALTH_HEADER, metricsAddress } from '../metrics/server.js';
 
-export interface HealthOptions {
+interface HealthOptions {
   ready?: boolean;
   /** Milliseconds, parsed by cli-args.ts. */
   timeout: number;

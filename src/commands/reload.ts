@@ -1,7 +1,7 @@
 import { ControlConnection, HANDSHAKE_TIMEOUT_MS } from '../control/client.js';
 import { CorralError, isCorralError } from '../errors.js';
 
-export interface ReloadResult {
+interface ReloadResult {
   seq: number;
   detail: string;
 }

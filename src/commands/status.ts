@@ -3,7 +3,7 @@ import { findOnlyMaster } from '../control/path.js';
 import { CorralError } from '../errors.js';
 import type { StatusDoc } from '../metrics/master-metrics.js';
 
-export interface StatusOptions {
+interface StatusOptions {
   json?: boolean;
   name?: string;
   /** Milliseconds, parsed by cli-args.ts. */
@@ -60,7 +60,7 @@ function table(head: string[], rows: string[][]): string {
 }
 
 /** The terminal rendering of a status document. */
-export function renderStatus(st: StatusDoc): string {
+function renderStatus(st: StatusDoc): string {
   const m = st.master;
   const out = [
     `master ${m.pid}: ${m.phase}, up ${duration(m.uptimeS)}, generation ${m.generation}, ${m.workersDesired} worker(s) wanted, ${m.requests} request(s) served`,

@@ -13,7 +13,7 @@ import { trustedSocketPath } from './trust.js';
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** Who a client asks, and the error code its refusals carry. */
-export interface ControlTarget {
+interface ControlTarget {
   pid: number;
   code: Extract<ErrorCode, 'E_RELOAD_TARGET' | 'E_STATUS_TARGET'>;
   /** A socket path the caller already found (e.g. by scanning /run/corral/NAME), tried first. */

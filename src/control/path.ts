@@ -57,7 +57,7 @@ function mastersIn(dir: string): MasterSocket[] {
     .filter((m) => alive(m.pid));
 }
 
-export interface MasterSocket {
+interface MasterSocket {
   pid: number;
   path: string;
 }

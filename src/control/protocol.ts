@@ -10,9 +10,9 @@ export type Hello = { t: 'hello'; pid: number; seq: number };
 /** A reload finished (ok or not). */
 export type ReloadEvent = { t: 'reload'; seq: number; ok: boolean; detail: string };
 /** The master did not understand a command. */
-export type ErrorReply = { t: 'error'; message: string };
+type ErrorReply = { t: 'error'; message: string };
 /** The answer to `status`: the live picture. */
-export type StatusReply = { t: 'status' } & StatusDoc;
+type StatusReply = { t: 'status' } & StatusDoc;
 
 export type ServerMessage = Hello | ReloadEvent | ErrorReply | StatusReply;
 

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { candidateSocketPaths } from './path.js';
 
 /** Builds the error a refusal throws: each command has its own code (E_RELOAD_TARGET, ...). */
-export type Refuse = (message: string) => Error;
+type Refuse = (message: string) => Error;
 
 /**
  * The control socket of master PID that a client may believe: the first candidate (`first`,
@@ -59,7 +59,7 @@ function processOwner(pid: number, refuse: Refuse): number {
 }
 
 /** Why a socket file at `path` might not be the master's; undefined when it can be trusted. */
-export function distrust(path: string, st: Stats, owner: number, pid: number): string | undefined {
+function distrust(path: string, st: Stats, owner: number, pid: number): string | undefined {
   if (!st.isSocket()) return `${path} is not a socket`;
   if (st.uid !== owner) return `${path} belongs to uid ${st.uid}, but PID ${pid} runs as uid ${owner}`;
   if ((st.mode & 0o022) !== 0) return `${path} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;

@@ -23,14 +23,14 @@ import type { Socket } from 'node:net';
 /** The time a client has to send a complete request head (a probe needs milliseconds). */
 export const HEAD_DEADLINE_MS = 5_000;
 /** The time an answer may take to be written out (a scrape of /metrics is a few KB). */
-export const ANSWER_DEADLINE_MS = 10_000;
+const ANSWER_DEADLINE_MS = 10_000;
 /**
  * Connections held at once. Each costs the master a file descriptor and about 14 KB of RSS
  * (3 KB of it V8 heap; measured with 1000 idle, and 1000 with 1 KB of a request head, on
  * Node 20), so 256 bound an attack to about 3.5 MB and leave the descriptors to the
  * workers and listeners, while far more than the few scrapers and probes a master has.
  */
-export const MAX_HELD = 256;
+const MAX_HELD = 256;
 
 interface Held {
   /** Requests of this connection being answered. */
@@ -43,10 +43,6 @@ export class HeldConnections {
   private readonly held = new Map<Socket, Held>();
 
   constructor(private readonly limits = { max: MAX_HELD, headMs: HEAD_DEADLINE_MS, answerMs: ANSWER_DEADLINE_MS }) {}
-
-  get size(): number {
-    return this.held.size;
-  }
 
   /** A new connection: makes room for it if need be, and gives it a head deadline. */
   accepted(s: Socket): void {

@@ -2,7 +2,8 @@
 // First: sets a V8 flag before anything else loads (see the module).
 import './startup-tiering.js';
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { parsePid, parseTimeout } from './cli-args.js';
 import { addSettingOptions, cliLayer } from './cli-options.js';
 import { isCorralError } from './errors.js';
 import { EXIT } from './exit-codes.js';
@@ -12,6 +13,11 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 /** A repeatable option's values, in order. */
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** `--timeout SECONDS` of the client commands, parsed to milliseconds by the one timeout parser. */
+function timeoutOption(description: string, defaultSeconds: number): Option {
+  return new Option('--timeout <SECONDS>', description).argParser(parseTimeout).default(defaultSeconds * 1000, String(defaultSeconds));
 }
 
 /** Each command's module is loaded only when that command runs, keeping the master small. */
@@ -50,26 +56,26 @@ function program(): Command {
 
   root.command('reload')
     .description('send HUP to a master; with --wait, return once the new generation serves (0) or the reload failed (1)')
-    .argument('<pid>', 'PID of the corral master ($MAINPID in a unit)')
+    .argument('<pid>', 'PID of the corral master ($MAINPID in a unit)', parsePid)
     .option('--wait', 'wait for the reload to finish')
-    .option('--timeout <SECONDS>', 'with --wait: give up after this long', '120')
-    .action(async (pid: string, opts: { wait?: boolean; timeout: string }) => (await import('./commands/reload.js')).reloadCommand(pid, opts));
+    .addOption(timeoutOption('with --wait: give up after this long', 120))
+    .action(async (pid: number, opts: { wait?: boolean; timeout: number }) => (await import('./commands/reload.js')).reloadCommand(pid, opts));
 
   root.command('status')
     .description('the live picture: master, listeners and their accept queues, every worker')
-    .argument('[pid]', 'PID of the corral master; without it, the only master in $RUNTIME_DIRECTORY (or /run/corral/NAME with --name)')
+    .argument('[pid]', 'PID of the corral master; without it, the only master in $RUNTIME_DIRECTORY (or /run/corral/NAME with --name)', parsePid)
     .option('--json', 'print one JSON document instead of tables')
     .option('--name <NAME>', 'the app name an installed service runs as (corral@NAME)')
-    .option('--timeout <SECONDS>', 'give up after this long', '5')
-    .action(async (pid: string | undefined, opts: { json?: boolean; name?: string; timeout: string }) => (await import('./commands/status.js')).statusCommand(pid, opts));
+    .addOption(timeoutOption('give up after this long', 5))
+    .action(async (pid: number | undefined, opts: { json?: boolean; name?: string; timeout: number }) => (await import('./commands/status.js')).statusCommand(pid, opts));
 
   root.command('health')
     .description('exit 0 when the metrics listener answers 200 on /livez (with --ready: /readyz); for Docker HEALTHCHECK and scripts')
     .argument('[address]', 'HOST:PORT or unix:/path of the metrics listener (default: metrics-bind, CORRAL_METRICS_BIND)')
     .option('--ready', 'ask /readyz instead of /livez')
     .option('--config <PATH>', 'config file to read metrics-bind from')
-    .option('--timeout <SECONDS>', 'give up after this long', '5')
-    .action(async (address: string | undefined, opts: { ready?: boolean; config?: string; timeout: string }) => (await import('./commands/health.js')).healthCommand(address, opts));
+    .addOption(timeoutOption('give up after this long', 5))
+    .action(async (address: string | undefined, opts: { ready?: boolean; config?: string; timeout: number }) => (await import('./commands/health.js')).healthCommand(address, opts));
 
   return root;
 }

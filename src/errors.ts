@@ -12,7 +12,7 @@ interface ErrorDeclaration {
  * docs/errors.md is generated from this table and a test keeps the two in step.
  */
 export const ERROR_CODES = {
-  E_CONFIG_VALUE: { exit: EXIT.CONFIG, doc: 'A setting has a value that breaks its rule; the message names the setting, where it came from, the value and the rule.' },
+  E_CONFIG_VALUE: { exit: EXIT.CONFIG, doc: 'A setting, or a command\'s argument (a PID, `--timeout`), has a value that breaks its rule; the message names the setting, where it came from, the value and the rule.' },
   E_CONFIG_UNKNOWN: { exit: EXIT.CONFIG, doc: 'A config file or the environment names a setting that does not exist.' },
   E_CONFIG_FILE: { exit: EXIT.CONFIG, doc: 'The config file cannot be read or parsed, does not export an object, throws while its settings are read, or does not finish loading within 10 s.' },
   E_ENV_FILE: { exit: EXIT.CONFIG, doc: 'The env file named with --env-file cannot be read.' },
@@ -28,8 +28,8 @@ export const ERROR_CODES = {
   E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (no control socket that PID\'s user owns answers for it), or one it may not signal; nothing was signalled.' },
   E_RELOAD_FAILED: { exit: EXIT.UNEXPECTED, doc: 'The reload failed: the new generation did not boot; the old one keeps serving.' },
   E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
-  E_STATUS_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral status` found no corral master to ask (give its PID or --name), or its control socket did not answer.' },
-  E_UNHEALTHY: { exit: EXIT.UNEXPECTED, doc: '`corral health`: the metrics listener did not answer 200 on /livez (or /readyz with --ready), could not be reached, or no address is configured (metrics-bind).' },
+  E_STATUS_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral status` found no corral master to ask (give its PID or --name), its control socket is not one that PID\'s user owns, or it did not answer with a well-formed status for that PID.' },
+  E_UNHEALTHY: { exit: EXIT.UNEXPECTED, doc: '`corral health`: the metrics listener did not answer 200 on /livez (or /readyz with --ready), could not be reached, or no address is configured (metrics-bind); or what answered is not corral\'s metrics listener (no `corral-health` header: the app\'s own port?).' },
   E_CHECK_FAILED: { exit: EXIT.CONFIG, alsoExit: { code: EXIT.APP_LOAD, when: 'when the app cannot be loaded' }, doc: '`corral check` found a problem; each is listed above this line.' },
 } as const satisfies Record<string, ErrorDeclaration>;
 

@@ -1,11 +1,12 @@
 import { request } from 'node:http';
 import { resolveConfig } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import { metricsAddress } from '../metrics/server.js';
+import { HEALTH_HEADER, metricsAddress } from '../metrics/server.js';
 
-export interface HealthOptions {
+interface HealthOptions {
   ready?: boolean;
-  timeout?: string;
+  /** Milliseconds, parsed by cli-args.ts. */
+  timeout: number;
   config?: string;
 }
 
@@ -25,10 +26,43 @@ async function address(given: string | undefined, opts: HealthOptions): Promise<
   return bind;
 }
 
-/** `corral health [--ready] [ADDRESS]`: exit 0 when /livez (or /readyz) answers 200. */
+/** corral's answers are a line of JSON; more than this is not one of them. */
+const MAX_BODY = 64 * 1024;
+
+interface Reply {
+  status: number;
+  marker: unknown;
+  body: string;
+}
+
+/** One GET, finished within timeoutMs all told (a peer that trickles bytes does not extend it). */
+function get(spec: NonNullable<ReturnType<typeof metricsAddress>>, path: string, timeoutMs: number): Promise<Reply> {
+  let timer: NodeJS.Timeout | undefined;
+  const answered = new Promise<Reply>((resolve, reject) => {
+    const req = request({ ...target(spec), path, method: 'GET', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+        if (body.length > MAX_BODY) req.destroy(new Error(`an answer longer than ${MAX_BODY} bytes`));
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, marker: res.headers[HEALTH_HEADER], body: body.trim() }));
+      res.on('error', reject);
+    });
+    timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    req.on('error', reject);
+    req.end();
+  });
+  return answered.finally(() => clearTimeout(timer));
+}
+
+/**
+ * `corral health [--ready] [ADDRESS]`: exit 0 when /livez (or /readyz) answers 200 with
+ * corral's health header naming that probe. Without the header the 200 is someone else's
+ * (the app's own /livez, when ADDRESS is the app's port by mistake), which says nothing
+ * about the master.
+ */
 export async function healthCommand(given: string | undefined, opts: HealthOptions): Promise<void> {
-  const timeout = Number(opts.timeout ?? '5');
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new CorralError('E_UNHEALTHY', `--timeout ${JSON.stringify(opts.timeout)} is not valid: must be a number of seconds > 0`);
   const text = await address(given, opts);
   let spec;
   try {
@@ -37,21 +71,14 @@ export async function healthCommand(given: string | undefined, opts: HealthOptio
     throw new CorralError('E_UNHEALTHY', `${JSON.stringify(text)} is not an address: ${(err as Error).message}`);
   }
   if (!spec) throw new CorralError('E_UNHEALTHY', 'metrics-bind is off: there is no health endpoint to ask');
-  const path = opts.ready ? '/readyz' : '/livez';
-  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ ...target(spec), path, method: 'GET', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeout * 1000, () => req.destroy(new Error(`no answer within ${timeout} s`)));
-    req.on('error', reject);
-    req.end();
-  }).catch((err: Error) => {
+  const probe = opts.ready ? 'ready' : 'live';
+  const path = `/${probe}z`;
+  const reply = await get(spec, path, opts.timeout).catch((err: Error) => {
     throw new CorralError('E_UNHEALTHY', `${spec.text}${path}: ${err.message}`);
   });
+  if (reply.marker !== probe) {
+    throw new CorralError('E_UNHEALTHY', `${spec.text}${path} answered ${reply.status} without corral's ${HEALTH_HEADER}: ${probe} header: it is not corral's metrics listener (the app's own port?)`);
+  }
   if (reply.status !== 200) throw new CorralError('E_UNHEALTHY', `${spec.text}${path} answered ${reply.status}: ${reply.body}`);
   process.stdout.write(`${reply.body}\n`);
 }

@@ -1,7 +1,6 @@
-import { lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { CorralError } from '../errors.js';
+import { join } from 'node:path';
 
 /**
  * Where a master's control socket lives: $RUNTIME_DIRECTORY (systemd RuntimeDirectory=)
@@ -31,71 +30,51 @@ export function candidateSocketPaths(pid: number): string[] {
   return [...new Set(out)];
 }
 
-/**
- * The control socket of master PID that a client may believe: the first candidate that
- * exists and passes `distrust`. Throws E_RELOAD_TARGET when PID does not exist, has no
- * socket, or only sockets that someone other than PID's user could have put there.
- *
- * Why file ownership: Node has no SO_PEERCRED, so the client cannot ask the kernel who
- * listens. It can check who owns the socket file and that nobody else could have swapped
- * it: the file belongs to the user that runs PID (the owner of /proc/PID), is writable by
- * no one else, and sits in a directory where only root or that user can replace it (or a
- * sticky one such as /tmp, where only the file's owner can). A socket that passes was made
- * by PID's user, who can signal PID anyway; the hello then has to name PID itself.
- */
-export function trustedSocketPath(pid: number): string {
-  const owner = processOwner(pid);
-  const candidates = candidateSocketPaths(pid);
-  const refused: string[] = [];
-  for (const path of candidates) {
-    let st: Stats;
-    try {
-      st = lstatSync(path);
-    } catch {
-      continue;
-    }
-    const why = distrust(path, st, owner, pid);
-    if (why === undefined) return path;
-    refused.push(why);
-  }
-  if (refused.length > 0) throw new CorralError('E_RELOAD_TARGET', `not trusting the control socket of PID ${pid}: ${refused.join('; ')}; nothing was signalled`);
-  throw new CorralError('E_RELOAD_TARGET', `PID ${pid} has no corral control socket (looked in ${candidates.join(', ')}); is it a corral master? Nothing was signalled`);
-}
+/** Where systemd puts a named app's runtime directory (RuntimeDirectory=corral/%i). */
+const RUN_ROOT = '/run/corral';
 
-/**
- * The uid that runs PID: the owner of /proc/PID. Where /proc hides it (hidepid, or
- * systemd's ProtectProc=invisible with PrivateUsers=, which gives ExecReload= a user
- * namespace of its own), a non-root caller that may signal PID shares its uid: kill(2)
- * allows that only when the caller's uid is the target's real or saved uid.
- */
-function processOwner(pid: number): number {
+function alive(pid: number): boolean {
   try {
-    return statSync(`/proc/${pid}`).uid;
-  } catch {
-    try {
-      process.kill(pid, 0);
-      const uid = process.getuid?.();
-      if (uid !== undefined && uid !== 0) return uid;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw new CorralError('E_RELOAD_TARGET', `no process with PID ${pid}`);
-    }
-    throw new CorralError('E_RELOAD_TARGET', `cannot see /proc/${pid} (is /proc mounted with hidepid?); run as the service's user or root`);
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
-/** Why a socket file at `path` might not be the master's; undefined when it can be trusted. */
-export function distrust(path: string, st: Stats, owner: number, pid: number): string | undefined {
-  if (!st.isSocket()) return `${path} is not a socket`;
-  if (st.uid !== owner) return `${path} belongs to uid ${st.uid}, but PID ${pid} runs as uid ${owner}`;
-  if ((st.mode & 0o022) !== 0) return `${path} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;
-  const dir = dirname(path);
-  let d: Stats;
+/** Masters with a control socket in dir: corral-PID.sock whose PID runs. */
+function mastersIn(dir: string): MasterSocket[] {
+  let names: string[];
   try {
-    d = statSync(dir);
+    names = readdirSync(dir);
   } catch {
-    return `${dir} cannot be read`;
+    return [];
   }
-  if (d.uid !== 0 && d.uid !== owner) return `its directory ${dir} belongs to uid ${d.uid}, who could replace it`;
-  if ((d.mode & 0o002) !== 0 && (d.mode & 0o1000) === 0) return `its directory ${dir} is writable by anyone and not sticky, so anyone could replace it`;
-  return undefined;
+  return names
+    .map((n) => /^corral-([1-9]\d{0,6})\.sock$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), path: join(dir, m[0]) }))
+    .filter((m) => alive(m.pid));
+}
+
+interface MasterSocket {
+  pid: number;
+  path: string;
+}
+
+/**
+ * The one master running here, for a client given no PID: the only live corral-PID.sock in
+ * /run/corral/NAME (an installed service), or else in $RUNTIME_DIRECTORY, then the temp
+ * directory. Its socket is not trusted yet: the caller checks it as for a PID it was given.
+ * Throws a plain Error saying why none (or several) were found.
+ */
+export function findOnlyMaster(name: string | undefined, env: NodeJS.ProcessEnv = process.env): MasterSocket {
+  const own = runtimeDir(env);
+  const dirs = name !== undefined ? [join(RUN_ROOT, name)] : [...(own ? [own] : []), tmpdir()];
+  for (const dir of dirs) {
+    const found = mastersIn(dir);
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1) throw new Error(`several corral masters in ${dir} (PIDs ${found.map((f) => f.pid).join(', ')}): give the PID`);
+  }
+  throw new Error(`no running corral master found in ${dirs.join(', ')}: give its PID${name === undefined ? ' or --name NAME' : ''}`);
 }

@@ -3,12 +3,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { MAX_CLIENT_BYTES, type Hello, type ReloadEvent, type ServerMessage } from './protocol.js';
 
-export type ControlEvent = ReloadEvent;
-
 const IDLE_BEFORE_WATCH_MS = 10_000;
 
 /** A request-response command: its answer is written as one JSON line `{t: NAME, ...answer}`. */
-export type ControlHandler = () => Record<string, unknown>;
+type ControlHandler = () => Record<string, unknown>;
 
 /**
  * The master's control socket (mode 0600): a client says `watch`, hears a hello with the
@@ -53,7 +51,7 @@ export class ControlServer {
     this.handlers.set(name, fn);
   }
 
-  broadcast(ev: ControlEvent): void {
+  broadcast(ev: ReloadEvent): void {
     for (const c of this.clients) send(c, ev);
   }
 

@@ -1,9 +1,10 @@
-import { accessSync, chmodSync, constants, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, fstatSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
 import type { BindSpec } from './bind-spec.js';
+import { removeStaleSocket } from './stale-socket.js';
 import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from '../systemd/listen-fds.js';
 
 /** A listening socket owned by the master for its whole life and shared with every worker. */
@@ -219,24 +220,6 @@ function unixBindError(errno: number, path: string, text: string): CorralError {
     return new CorralError('E_BIND_DENIED', `cannot bind ${text}: the directory ${dir} is not writable by uid ${uid} that corral runs as (make it writable for that user, or let systemd create it with RuntimeDirectory=)`);
   }
   return new CorralError('E_BIND_DENIED', `cannot bind ${text}: permission denied (${name}) creating the socket in ${dir}`);
-}
-
-/** A socket file left by a process that died is removed; one that still answers is in use. */
-async function removeStaleSocket(path: string, text: string): Promise<void> {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new CorralError('E_BIND_FAILED', `cannot bind ${text}: ${path} exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(path);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new CorralError('E_BIND_IN_USE', `cannot bind ${text}: another process is listening on ${path}`);
-  safeUnlink(path);
 }
 
 function safeUnlink(path: string): void {

@@ -38,7 +38,7 @@ export function parseProcNetTcp(text: string, into = new Map<number, number>()):
  * hash before established connections (tcp_seq_start in net/ipv4/tcp_ipv4.c), so reading
  * stops at the first other row: a busy host's table of connections is never read whole.
  */
-export function readListenRows(path: string, into: Map<number, number>): void {
+function readListenRows(path: string, into: Map<number, number>): void {
   let fd: number;
   try {
     fd = openSync(path, 'r');

@@ -2,14 +2,22 @@
  * The master's metrics listener: GET /metrics (Prometheus text 0.0.4), /livez and /readyz.
  * Every answer comes from what the master already holds; no request waits on a worker.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire, Module } from 'node:module';
-import { connect } from 'node:net';
 import { CorralError } from '../errors.js';
 import { parseBind, type BindSpec } from '../listeners/bind-spec.js';
+import { removeStaleSocket } from '../listeners/stale-socket.js';
+import { HEAD_DEADLINE_MS, HeldConnections } from './held-connections.js';
 import type { MasterMetrics } from './master-metrics.js';
 import { CONTENT_TYPE } from './text.js';
+
+/**
+ * Set on every /livez and /readyz answer, to `live` or `ready`: `corral health` requires it,
+ * so a 200 from anything else (the app's own /livez, on the app's port) is not taken for
+ * the master's. A header rather than the body, which stays the documented JSON.
+ */
+export const HEALTH_HEADER = 'corral-health';
 
 /** The metrics-bind setting as an address, or undefined when off. */
 export function metricsAddress(setting: string | undefined): BindSpec | undefined {
@@ -58,14 +66,17 @@ export class MetricsServer {
 
   static async listen(address: BindSpec, metrics: MasterMetrics): Promise<MetricsServer> {
     const proc = await processMetrics();
-    const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 75_000 }, (req, res) => {
+    // Node's own timeouts stay as a backstop; HeldConnections enforces the deadlines that matter.
+    const held = new HeldConnections();
+    const server = createServer({ requestTimeout: 10_000, headersTimeout: HEAD_DEADLINE_MS, keepAliveTimeout: HEAD_DEADLINE_MS }, (req, res) => {
+      held.requested(req.socket);
+      res.once('close', () => held.answered(req.socket));
       void answer(req, res, metrics, proc);
     });
-    // A scraper is not allowed to pile connections on the master.
-    server.maxConnections = 64;
+    server.on('connection', (s) => held.accepted(s));
     let cleanup = () => {};
     if (address.kind === 'unix') {
-      await removeStale(address.path, address.text);
+      await removeStaleSocket(address.path, `metrics-bind ${address.text}`);
       cleanup = () => {
         try {
           unlinkSync(address.path);
@@ -101,25 +112,6 @@ export class MetricsServer {
   }
 }
 
-async function removeStale(path: string, text: string): Promise<void> {
-  try {
-    if (!lstatSync(path).isSocket()) throw new CorralError('E_BIND_FAILED', `cannot bind metrics-bind ${text}: ${path} exists and is not a socket`);
-  } catch (err) {
-    if (err instanceof CorralError) throw err;
-    return;
-  }
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new CorralError('E_BIND_IN_USE', `cannot bind metrics-bind ${text}: another process is listening on ${path}`);
-  unlinkSync(path);
-}
-
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.statusCode = status;
   res.setHeader('content-type', type);
@@ -140,6 +132,7 @@ async function answer(req: IncomingMessage, res: ServerResponse, metrics: Master
     }
     if (path === '/livez' || path === '/readyz') {
       const a = path === '/livez' ? metrics.live() : metrics.ready();
+      res.setHeader(HEALTH_HEADER, path === '/livez' ? 'live' : 'ready');
       return send(res, a.ok ? 200 : 503, 'application/json', JSON.stringify(a.body) + '\n');
     }
     send(res, 404, 'text/plain', 'not found: try /metrics, /livez or /readyz\n');

@@ -11,7 +11,7 @@ export interface Sample {
   value: number;
 }
 
-export function formatValue(v: number): string {
+function formatValue(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
   if (v === Infinity) return '+Inf';
   if (v === -Infinity) return '-Inf';
@@ -26,7 +26,7 @@ function escapeHelp(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
-export function formatLabels(labels: Labels | undefined): string {
+function formatLabels(labels: Labels | undefined): string {
   if (!labels) return '';
   const keys = Object.keys(labels);
   if (keys.length === 0) return '';

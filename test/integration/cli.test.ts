@@ -50,6 +50,29 @@ describe('command line', () => {
     assert.match(unreadable.output, /E_CONFIG_FILE: config file .* cannot be loaded: EACCES/);
   });
 
+  test('a PID or --timeout that is not exactly valid is refused with its rule, one line, exit 78, for every command', async () => {
+    const pidRule = (text: string) => new RegExp(`^corral: error E_CONFIG_VALUE: PID \\(from command line\\): "${text}" is not valid: must be a whole number from 1 to 4194304 \\(Linux's largest PID\\)$`, 'm');
+    const timeoutRule = (text: string) => new RegExp(`^corral: error E_CONFIG_VALUE: --timeout \\(from command line\\): "${text}" is not valid: must be a number of seconds > 0 and at most 2147483$`, 'm');
+    const cases: Array<[string[], RegExp]> = [
+      // 2^53 + 1: Number() would round it to 2^53, another PID
+      [['status', '9007199254740993'], pidRule('9007199254740993')],
+      [['reload', '--wait', '9007199254740993'], pidRule('9007199254740993')],
+      [['status', '4194305'], pidRule('4194305')],
+      [['reload', '0'], pidRule('0')],
+      [['status', '12abc'], pidRule('12abc')],
+      [['reload', '--wait', '--timeout', '0', '1'], timeoutRule('0')],
+      [['status', '--timeout', 'soon', '1'], timeoutRule('soon')],
+      [['health', '--timeout', '-1', '127.0.0.1:1'], timeoutRule('-1')],
+      [['health', '--timeout', '1e99', '127.0.0.1:1'], timeoutRule('1e99')],
+    ];
+    for (const [args, re] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 78, `${args.join(' ')}: ${r.output}`);
+      assert.match(r.output, re, args.join(' '));
+      assert.equal(r.output.trim().split('\n').length, 1, `one line: ${r.output}`);
+    }
+  });
+
   test('print-config shows every value and the layer it came from', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-pc-'));
     writeFileSync(join(dir, 'corral.config.json'), JSON.stringify({ timeout: 10, maxRequests: 500 }));

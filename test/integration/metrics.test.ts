@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Corral, runCli, serveHello } from '../helpers/corral.js';
@@ -197,6 +198,60 @@ describe('metrics', () => {
     const bad = await runCli(['health', `127.0.0.1:${closed}`]);
     assert.equal(bad.code, 1);
     assert.match(bad.output, /E_UNHEALTHY/);
+  });
+
+  test('corral health pointed at an app that answers 200 on /livez and /readyz (not corral\'s listener) exits 1', async () => {
+    const impostor = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}\n'));
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (impostor.address() as { port: number }).port;
+      for (const args of [['health'], ['health', '--ready']]) {
+        const r = await runCli([...args, `127.0.0.1:${port}`]);
+        assert.equal(r.code, 1, r.output);
+        assert.match(r.output, /E_UNHEALTHY: .* answered 200 without corral's corral-health: (live|ready) header: it is not corral's metrics listener/);
+      }
+    } finally {
+      impostor.close();
+    }
+  });
+
+  test('/livez answers while 200 idle and 300 slow-header clients hold connections to the metrics listener', async (t) => {
+    const { mport } = await serveWithMetrics(1);
+    const clients: Socket[] = [];
+    let drip: NodeJS.Timeout | undefined;
+    /** A raw connection to the metrics listener, resolved once connected (or refused). */
+    const open = () => new Promise<Socket>((resolve) => {
+      const s = connect(mport, '127.0.0.1');
+      clients.push(s);
+      s.on('error', () => {}).resume(); // reading, so a close by the server is seen
+      s.once('connect', () => resolve(s)).once('close', () => resolve(s));
+    });
+    try {
+      await Promise.all(Array.from({ length: 200 }, open));
+      const slow = await Promise.all(Array.from({ length: 300 }, open));
+      // Each slow client trickles a request line, a byte every 200 ms, and never ends it.
+      const line = 'GET /livez HTTP/1.1\r\nHost: x\r\n';
+      let i = 0;
+      drip = setInterval(() => {
+        for (const s of slow) if (!s.destroyed) s.write(line[i % line.length]!);
+        i++;
+      }, 200);
+      const times: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        const t0 = performance.now();
+        const r = await get({ port: mport, path: '/livez', timeoutMs: 5000 }).catch((err: Error) => err);
+        times.push(performance.now() - t0);
+        assert.ok(!(r instanceof Error), `probe ${k + 1}: /livez failed: ${String(r)}`);
+        assert.equal(r.status, 200);
+        await sleep(200);
+      }
+      const holding = clients.filter((s) => !s.destroyed).length;
+      t.diagnostic(`/livez in ${times.map((x) => x.toFixed(0)).join(', ')} ms with ${holding} of 500 connections held`);
+      assert.ok(holding >= 100, `the clients still held connections while /livez was asked (${holding})`);
+    } finally {
+      clearInterval(drip);
+      for (const s of clients) s.destroy();
+    }
   });
 
   test('an app\'s own prom-client counter is summed over workers, gauges are per slot', async () => {

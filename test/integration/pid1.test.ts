@@ -1,9 +1,9 @@
 /**
  * corral as PID 1, as in a container started without an init: the real CLI runs as the
  * first process of a new PID namespace (`unshare --pid --fork --mount-proc`). Node cannot
- * reap the orphans it adopts, so the master says so at start; signals and
- * `corral reload --wait 1` work. Under tini (PID 1, corral PID 2) the orphans are reaped
- * and signals still reach corral. Alone and under tini, QUIT drains (the request in flight
+ * reap the orphans it adopts, so the master says so at start; signals, `corral reload
+ * --wait 1` and `corral status 1` work. Under tini (PID 1, corral PID 2) the orphans are
+ * reaped and signals still reach corral. Alone and under tini, QUIT drains (the request in flight
  * completes) and INT stops at once, with exit 0 and every worker stopped before the master.
  */
 import assert from 'node:assert/strict';
@@ -127,7 +127,7 @@ describe('corral as PID 1 of a PID namespace (a container without an init)', { s
     });
   }
 
-  test('without an init: a warning at start says orphans stay zombies and how to fix it; reload --wait 1 and SIGTERM work', async (t) => {
+  test('without an init: a warning at start says orphans stay zombies and how to fix it; reload --wait 1, status 1 and SIGTERM work', async (t) => {
     const { c, port, init } = await start(UNSHARE);
     assert.equal(innerMasterPid(c), 1, 'the master is PID 1 of the namespace');
     const warning = c.lines.find((l) => /PID 1/.test(l));
@@ -148,6 +148,12 @@ describe('corral as PID 1 of a PID namespace (a container without an init)', { s
     assert.match(reload.output, /reload #1 done/);
     assert.notEqual((await get({ port })).body, before, 'a new worker serves after the reload');
     assert.equal((await get({ port })).status, 200);
+
+    const status = await runCli(['status', '--json', '1'], { wrap: ['nsenter', '-t', String(init), '-p', '-m', '--'], env: { TMPDIR: tmp }, timeoutMs: 30_000 });
+    assert.equal(status.code, 0, status.output);
+    const st = JSON.parse(status.output) as { master: { pid: number; generation: number } };
+    assert.equal(st.master.pid, 1, 'status 1 asks the master that is PID 1');
+    assert.equal(st.master.generation, 2);
 
     process.kill(init, 'SIGTERM');
     const exit = await c.waitExit(30_000);

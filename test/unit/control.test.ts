@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
+import { askStatus } from '../../src/commands/status.js';
 import { parseControlLine } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
+import { CorralError } from '../../src/errors.js';
+
+const DOC = {
+  master: { pid: 42, uptimeS: 1.5, phase: 'running', generation: 1, workersDesired: 1, lastReload: 'never', requests: 3 },
+  listeners: [{ label: '127.0.0.1:8000', queue: 0, limit: 511 }, { label: 'unix:/run/a.sock', queue: null, limit: null }],
+  workers: [{ slot: 1, pid: 43, generation: 1, state: 'ready', uptimeS: 1, requests: 3, inflight: 0, rssBytes: 1e7, eventLoopDelayS: null, lastCheckinS: 0.2 }],
+};
 
 describe('control protocol lines', () => {
   test('well-formed messages are returned checked', () => {
@@ -21,6 +29,99 @@ describe('control protocol lines', () => {
     }
     for (const line of ['{"t":"hello","pid":"42","seq":0}', '{"t":"hello","pid":0,"seq":0}', '{"t":"hello","pid":42}', '{"t":"reload","seq":-1,"ok":true}', '{"t":"reload","seq":1,"ok":"yes"}', '{"t":"party"}']) {
       assert.throws(() => parseControlLine(line), /not a control message/, line);
+    }
+  });
+});
+
+describe('status replies are checked field by field', () => {
+  test('a well-formed reply is returned as it is, without fields it does not know', () => {
+    assert.deepEqual(parseControlLine(JSON.stringify({ ...DOC, t: 'status', extra: 1 })), { t: 'status', ...DOC });
+  });
+
+  test('a reply of the wrong shape is an Error naming the field, never a crash later', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ ...DOC, listeners: undefined }, /a malformed status reply: listeners is not a list$/],
+      [{ ...DOC, master: null }, /a malformed status reply: master is not an object$/],
+      [{ ...DOC, master: { ...DOC.master, pid: '42' } }, /a malformed status reply: master\.pid is "42", not a number$/],
+      [{ ...DOC, workers: [{ ...DOC.workers[0], rssBytes: undefined }] }, /a malformed status reply: workers\[0\]\.rssBytes is missing, not a number$/],
+      [{ ...DOC, workers: [{ ...DOC.workers[0], state: 7 }] }, /workers\[0\]\.state is 7, not a string$/],
+      [{ ...DOC, listeners: [{ label: 'x', queue: 'many', limit: null }] }, /listeners\[0\]\.queue is "many", not a number\|null$/],
+      [{ ...DOC, workers: {} }, /workers is not a list/],
+    ];
+    for (const [doc, re] of cases) assert.throws(() => parseControlLine(JSON.stringify({ ...(doc as object), t: 'status' })), re);
+  });
+});
+
+describe('the control client (corral status over a socket it trusts)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-client-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const pid = process.pid;
+
+  /** A socket of ours (so trusted for our own PID) that answers each line with `reply`. */
+  async function fake(name: string, reply: (line: string) => string | undefined): Promise<{ path: string; server: Server }> {
+    const path = join(dir, name);
+    const server = createServer((s) => {
+      s.on('error', () => {});
+      createInterface({ input: s }).on('line', (l) => {
+        const out = reply(l);
+        if (out === undefined) s.end();
+        else if (out !== '') s.write(out);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    chmodSync(path, 0o600);
+    return { path, server };
+  }
+
+  async function refusal(path: string, timeoutMs = 2000): Promise<string> {
+    const err = await askStatus(pid, timeoutMs, path).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof CorralError, `a CorralError, not ${String(err)}`);
+    assert.equal(err.code, 'E_STATUS_TARGET');
+    return err.message;
+  }
+
+  test('a well-formed answer for its own PID is the status', async () => {
+    const f = await fake('ok.sock', (l) => (l === 'status' ? JSON.stringify({ ...DOC, master: { ...DOC.master, pid }, t: 'status' }) + '\n' : undefined));
+    try {
+      const st = await askStatus(pid, 2000, f.path);
+      assert.equal(st.master.pid, pid);
+      assert.deepEqual(st.workers, DOC.workers);
+    } finally {
+      f.server.close();
+    }
+  });
+
+  test('malformed, foreign, silent and hung-up answers are refused with E_STATUS_TARGET and say why', async () => {
+    const cases: Array<[string, (l: string) => string | undefined, RegExp]> = [
+      ['nojson.sock', () => 'hello there\n', /sent a malformed line \(not JSON\)/],
+      ['noworkers.sock', () => JSON.stringify({ t: 'status', master: { ...DOC.master, pid }, listeners: [] }) + '\n', /sent a malformed status reply: workers is not a list/],
+      ['other.sock', () => JSON.stringify({ ...DOC, t: 'status' }) + '\n', new RegExp(`answers for PID 42, not ${pid}`)],
+      ['error.sock', () => JSON.stringify({ t: 'error', message: 'unknown command "status"' }) + '\n', /unknown command "status"/],
+      ['hangup.sock', () => undefined, /closed before answering/],
+      ['silent.sock', () => '', /no answer within 0\.3 s/],
+    ];
+    for (const [name, reply, re] of cases) {
+      const f = await fake(name, reply);
+      try {
+        assert.match(await refusal(f.path, 300), re, name);
+      } finally {
+        f.server.close();
+      }
+    }
+  });
+
+  test('a socket others could have made is not even connected to', async () => {
+    let heard = false;
+    const f = await fake('open.sock', () => {
+      heard = true;
+      return undefined;
+    });
+    try {
+      chmodSync(f.path, 0o666);
+      assert.match(await refusal(f.path), /not trusting the control socket of PID \d+: .*writable by other users/);
+      assert.equal(heard, false);
+    } finally {
+      f.server.close();
     }
   });
 });

@@ -10,9 +10,14 @@ export const NOTIFY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as 
  */
 export const MASTER_ONLY_ENV = [...NOTIFY_ENV, ...LISTEN_ENV] as const;
 
+/** Removes `names` from env, in place. */
+export function unsetEnv(env: NodeJS.ProcessEnv, names: readonly string[]): void {
+  for (const k of names) delete env[k];
+}
+
 /** A copy of env without what only the master may see. */
 export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
-  for (const k of MASTER_ONLY_ENV) delete out[k];
+  unsetEnv(out, MASTER_ONLY_ENV);
   return out;
 }

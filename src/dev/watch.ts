@@ -214,9 +214,3 @@ function readdirSafe(dir: string) {
     return [];
   }
 }
-
-/** A short name for a changed file, relative to the working directory when below it. */
-export function shortPath(file: string, cwd: string): string {
-  const rel = relative(cwd, file);
-  return rel && !rel.startsWith('..') ? rel : file;
-}

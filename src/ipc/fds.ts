@@ -16,7 +16,7 @@ export interface WorkerFds {
   errorLog: number;
 }
 
-export const FIRST_LISTENER_FD = 3;
+const FIRST_LISTENER_FD = 3;
 
 export function workerFds(listenerCount: number): WorkerFds {
   const after = FIRST_LISTENER_FD + listenerCount;

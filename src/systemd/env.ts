@@ -2,7 +2,7 @@
 export const LISTEN_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
 
 /** The notification socket and the watchdog (sd_notify(3), sd_watchdog_enabled(3)). */
-export const NOTIFY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
+const NOTIFY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
 
 /**
  * Variables only the master may see: workers must not talk to systemd, inherit its watchdog,

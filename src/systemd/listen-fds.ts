@@ -5,7 +5,7 @@ export interface PassedSocket {
   name: string;
 }
 
-export const SD_LISTEN_FDS_START = 3;
+const SD_LISTEN_FDS_START = 3;
 
 /** Linux's default ceiling on a process's descriptors (fs.nr_open): a bound when no better one is known. */
 export const MAX_DESCRIPTORS = 1 << 20;

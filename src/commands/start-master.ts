@@ -88,7 +88,7 @@ export async function startMaster(o: StartOptions): Promise<void> {
   const listeners = await acquireListeners(cfg.bind.map(parseBind), { unixSocketMode: cfg.unixSocketMode });
   const baseEnv = workerEnv(process.env);
   const launchable = (r: Resolution): Resolution => {
-    checkWorkerLaunch(launchContext(r, o, listeners, baseEnv), (name) => (name in baseEnv ? 'the environment' : `env file ${r.envFile}`));
+    checkLaunchable(r, listeners, baseEnv, accessContext(o.logs), o.cwd);
     return r;
   };
   let control: ControlServer | undefined;
@@ -139,9 +139,13 @@ export async function startMaster(o: StartOptions): Promise<void> {
   }
 }
 
-/** The context a worker of this configuration would be spawned with, for the launch check. */
-function launchContext(r: Resolution, o: StartOptions, listeners: Listener[], baseEnv: NodeJS.ProcessEnv): SpawnContext {
-  return { config: r.config, access: accessContext(o.logs), gen: 1, slot: 1, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd: o.cwd };
+/**
+ * Throws E_WORKER_ENV when the kernel would refuse to start a worker of this configuration
+ * (see checkWorkerLaunch), naming where an offending variable came from.
+ */
+export function checkLaunchable(r: Resolution, listeners: Listener[], baseEnv: NodeJS.ProcessEnv, access: SpawnContext['access'], cwd: string): void {
+  const ctx: SpawnContext = { config: r.config, access, gen: 1, slot: 1, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd };
+  checkWorkerLaunch(ctx, (name) => (name in baseEnv ? 'the environment' : `env file ${r.envFile}`));
 }
 
 /** The configuration line: logged with its fields, or printed as text. */

@@ -55,6 +55,18 @@ describe('an environment no worker could be started with', () => {
     assertConfigError(r, /BAD \(from env file .*\.env\) contains a NUL byte/);
   });
 
+  test('corral check finds it too: a FAIL line naming the variable, exit 78', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, '.env'), 'BAD=a\0b\n');
+    const r = await runCli(['check', '--bind', `127.0.0.1:${await freePort()}`, app('hello.mjs')], { cwd });
+    assert.equal(r.code, 78, r.output);
+    assert.match(r.output, /^FAIL {2}BAD \(from env file .*\.env\) contains a NUL byte/m);
+    writeFileSync(join(cwd, '.env'), 'GOOD=1\n');
+    const ok = await runCli(['check', '--bind', `127.0.0.1:${await freePort()}`, app('hello.mjs')], { cwd });
+    assert.equal(ok.code, 0, ok.output);
+    assert.match(ok.output, /^ok {4}workers can be started with this environment$/m);
+  });
+
   test('the same files at a HUP: each reload fails, the old workers keep serving, and a fixed file reloads', async () => {
     const cwd = tempDir();
     const env = join(cwd, '.env');

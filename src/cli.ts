@@ -1,14 +1,12 @@
 #!/usr/bin/env node
 // First: sets a V8 flag before anything else loads (see the module).
 import './startup-tiering.js';
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { parsePid, parseTimeout } from './cli-args.js';
 import { addSettingOptions, cliLayer } from './cli-options.js';
 import { isCorralError } from './errors.js';
 import { EXIT } from './exit-codes.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+import { corralVersion } from './version.js';
 
 /** A repeatable option's values, in order. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -24,7 +22,7 @@ function timeoutOption(description: string, defaultSeconds: number): Option {
 function program(): Command {
   const root = new Command('corral')
     .description('A systemd-native pre-fork HTTP server for Node.js.')
-    .version(pkg.version, '-V, --version')
+    .version(corralVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)');
 
   addSettingOptions(root.command('serve', { isDefault: true }))

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   E_CONFIG_UNKNOWN: { exit: EXIT.CONFIG, doc: 'A config file or the environment names a setting that does not exist.' },
   E_CONFIG_FILE: { exit: EXIT.CONFIG, doc: 'The config file cannot be read or parsed, does not export an object, throws while its settings are read, or does not finish loading within 10 s.' },
   E_ENV_FILE: { exit: EXIT.CONFIG, doc: 'The env file named with --env-file cannot be read.' },
+  E_WORKER_ENV: { exit: EXIT.CONFIG, doc: 'No worker could be started with this environment: a variable (in the env file, say) holds a NUL byte, or the variables and the workers\' settings exceed what the kernel passes to a new process (execve(2), E2BIG: 128 KiB for one variable, a quarter of the stack limit for all). At a reload, the reload fails and the old workers keep serving.' },
   E_BIND_IN_USE: { exit: EXIT.CONFIG, doc: 'Another process already listens on the address; stop it or choose another port.' },
   E_BIND_DENIED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for lack of permission (ports below 1024 need root or CAP_NET_BIND_SERVICE; use socket activation).' },
   E_BIND_FAILED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for another reason (address not on this host, path not writable, ...).' },

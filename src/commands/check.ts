@@ -1,11 +1,13 @@
-import { resolveAppConfig } from '../config/resolve.js';
+import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
 import { CorralError, isCorralError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { bindListener, passedListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
 import { logPathChecks, logTargets, type LogPathCheck } from '../logging/destinations.js';
+import { workerEnv } from '../systemd/env.js';
 import { loadApp } from '../worker/app-loader.js';
+import { checkLaunchable } from './start-master.js';
 
 interface Finding {
   ok: boolean;
@@ -25,6 +27,7 @@ export async function check(cli: Partial<Record<SettingName, unknown>>): Promise
   findings.push(await checkApp(r.config.app!, cwd));
   findings.push(...(await checkBinds(r.config.bind, r.config.unixSocketMode)));
   findings.push(...checkLogPaths(logPathChecks(logTargets(r, cwd), r.config.logDir, cwd)));
+  findings.push(checkWorkerEnv(r, cwd));
   for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : 'FAIL'}  ${f.what}\n`);
   const failed = findings.filter((f) => !f.ok);
   if (failed.length > 0) {
@@ -64,6 +67,16 @@ async function checkBinds(binds: string[], unixSocketMode: number): Promise<Find
     }
   }
   return out;
+}
+
+/**
+ * The environment and settings a worker would be started with, measured as serve does
+ * before its first spawn. The binds stand in for the listeners (their labels are as long,
+ * within the margin the check keeps).
+ */
+function checkWorkerEnv(r: Resolution, cwd: string): Finding {
+  const listeners = r.config.bind.map((text, i) => ({ fd: 3 + i, label: text, cleanup() {}, close() {} }));
+  return attempt(() => checkLaunchable(r, listeners, workerEnv(process.env), undefined, cwd), 'workers can be started with this environment');
 }
 
 /** Each log path the way serve checks it; a file in a log-dir that failed is not reported again. */

@@ -4,7 +4,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CorralError } from '../errors.js';
 
-export const CONFIG_FILE_NAMES = ['corral.config.mjs', 'corral.config.js', 'corral.config.cjs', 'corral.config.json'];
+const CONFIG_FILE_NAMES = ['corral.config.mjs', 'corral.config.js', 'corral.config.cjs', 'corral.config.json'];
 
 /** The config file to read: the one named, or the first default name present in cwd. */
 export function findConfigFile(named: string | undefined, cwd: string): string | undefined {
@@ -21,7 +21,7 @@ let generation = 0;
  * would have to be given outside the file it bounds, and 10 s is far above what building
  * an object of settings takes, even one that reads a secret over the network first.
  */
-export const CONFIG_LOAD_TIMEOUT_MS = 10_000;
+const CONFIG_LOAD_TIMEOUT_MS = 10_000;
 
 /**
  * Loads a config file. JS files may export an object or a function returning one (sync or

@@ -16,8 +16,8 @@ import { cgroupHierarchies, readOrUndefined, type ReadFile } from './cgroup.js';
  * for a moment (see docs/deployment.md#containers).
  */
 
-export const WORKER_MIB = 60;
-export const MASTER_MIB = 50;
+const WORKER_MIB = 60;
+const MASTER_MIB = 50;
 const MIB = 1024 * 1024;
 
 /** cgroup v2 memory.max ("max" or bytes). */

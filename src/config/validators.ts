@@ -88,7 +88,7 @@ export function bytes(opts: { zeroDisables?: boolean; min?: number; max?: number
   };
 }
 
-export function formatSize(n: number): string {
+function formatSize(n: number): string {
   for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
     if (n >= size && n % size === 0) return `${n / size}${unit}`;
   }

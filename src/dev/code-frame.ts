@@ -40,7 +40,7 @@ export function locationFromStack(stack: string, skipDirs: string[]): SourceLoca
 const CHECKABLE = new Set(['.js', '.mjs', '.cjs']);
 
 /** `node --check FILE`: undefined when the file parses, else where and why it does not. */
-export function checkSyntax(file: string, timeoutMs = 5000): Promise<{ loc: SourceLocation; message: string } | undefined> {
+function checkSyntax(file: string, timeoutMs = 5000): Promise<{ loc: SourceLocation; message: string } | undefined> {
   if (!CHECKABLE.has(extname(file))) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     execFile(process.execPath, ['--check', file], { timeout: timeoutMs, encoding: 'utf8' }, (err, _out, stderr) => {

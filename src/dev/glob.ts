@@ -12,7 +12,7 @@ function escape(c: string): string {
 }
 
 /** The regular-expression source for a glob (no anchors). */
-export function globSource(glob: string): string {
+function globSource(glob: string): string {
   let out = '';
   let inBraces = 0;
   for (let i = 0; i < glob.length; i++) {

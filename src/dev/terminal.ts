@@ -21,7 +21,6 @@ const REPEATS = [/before it was ready/, /^reload #\d+ failed/];
 
 export class DevTerminal {
   private bootError: BootError | undefined;
-  private lastShown: string | undefined;
   private waiting: (() => void) | undefined;
 
   constructor(
@@ -95,7 +94,7 @@ export class DevTerminal {
   }
 
   /** The boot error, once: headline with file:line, the source around it, and what happens next. */
-  async showBootError(fallback: string, candidates: string[], next: string, opts: { dedupe?: boolean } = {}): Promise<void> {
+  async showBootError(fallback: string, candidates: string[], next: string): Promise<void> {
     const e = await this.takeBootError();
     const message = e?.message ?? fallback;
     let loc: SourceLocation | undefined = e?.stack ? locationFromStack(e.stack, [CORRAL_DIR]) : undefined;
@@ -107,9 +106,6 @@ export class DevTerminal {
         why = found.message;
       }
     }
-    const key = `${message}@${loc ? `${loc.file}:${loc.line}` : ''}`;
-    if (opts.dedupe && key === this.lastShown) return;
-    this.lastShown = key;
     const where = loc ? `${this.short(loc.file)}:${loc.line}${loc.column ? `:${loc.column}` : ''} ` : '';
     const lines = [`${this.paint('31', '✗')} ${this.paint('1', where)}${this.paint('31', loc ? shorten(why, loc.file) : why)}`];
     if (loc) {
@@ -122,9 +118,8 @@ export class DevTerminal {
     this.warn(next);
   }
 
-  /** A reload worked: the next error is news again. */
-  clearShown(): void {
-    this.lastShown = undefined;
+  /** A version serves: a worker's boot error recorded before is stale. */
+  clearBootError(): void {
     this.bootError = undefined;
   }
 }

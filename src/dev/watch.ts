@@ -10,7 +10,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { compileGlobs, type Matcher } from './glob.js';
 
 /** Ignored unless given with --watch: dependencies, VCS data, build outputs, editor droppings. */
-export const DEFAULT_IGNORES = [
+const DEFAULT_IGNORES = [
   'node_modules', '.git', '.hg', '.svn', 'dist', 'build', 'out', 'coverage', '.nyc_output',
   '.next', '.nuxt', '.svelte-kit', '.turbo', '.cache', '.parcel-cache', '.vite',
   '*.log', '*.swp', '*.swx', '*~', '.#*', '4913', '.DS_Store',
@@ -213,10 +213,4 @@ function readdirSafe(dir: string) {
   } catch {
     return [];
   }
-}
-
-/** A short name for a changed file, relative to the working directory when below it. */
-export function shortPath(file: string, cwd: string): string {
-  const rel = relative(cwd, file);
-  return rel && !rel.startsWith('..') ? rel : file;
 }

@@ -1,3 +1,5 @@
+import type { StdioOptions } from 'node:child_process';
+
 /**
  * The descriptors a worker is started with, declared once for the master (which builds the
  * stdio array) and the worker (which reads the spec): stdin, stdout and stderr, then the
@@ -14,7 +16,7 @@ export interface WorkerFds {
   errorLog: number;
 }
 
-export const FIRST_LISTENER_FD = 3;
+const FIRST_LISTENER_FD = 3;
 
 export function workerFds(listenerCount: number): WorkerFds {
   const after = FIRST_LISTENER_FD + listenerCount;
@@ -24,4 +26,19 @@ export function workerFds(listenerCount: number): WorkerFds {
     accessStream: after + 1,
     errorLog: after + 2,
   };
+}
+
+/**
+ * The stdio array that puts the master's descriptors where `workerFds` says: `listenerFds`
+ * are the master's listening sockets, `accessStream` its access-log stream (when access
+ * lines go to one), `output` what stdout and stderr are.
+ */
+export function workerStdio(listenerFds: number[], accessStream: number | undefined, output: 'pipe' | 'inherit'): StdioOptions {
+  const fds = workerFds(listenerFds.length);
+  const stdio: Array<'ignore' | 'pipe' | 'inherit' | 'ipc' | number> = ['ignore', output, output];
+  fds.listeners.forEach((fd, i) => (stdio[fd] = listenerFds[i]!));
+  stdio[fds.ipc] = 'ipc';
+  stdio[fds.accessStream] = accessStream ?? 'ignore';
+  stdio[fds.errorLog] = 'pipe';
+  return stdio;
 }

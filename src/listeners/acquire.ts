@@ -5,7 +5,8 @@ import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
 import type { BindSpec } from './bind-spec.js';
 import { removeStaleSocket } from './stale-socket.js';
-import { MAX_DESCRIPTORS, clearListenEnv, parseListenFds } from '../systemd/listen-fds.js';
+import { LISTEN_ENV, unsetEnv } from '../systemd/env.js';
+import { MAX_DESCRIPTORS, parseListenFds } from '../systemd/listen-fds.js';
 
 /** A listening socket owned by the master for its whole life and shared with every worker. */
 export interface Listener {
@@ -59,13 +60,18 @@ export async function acquireListeners(binds: BindSpec[], opts: { unixSocketMode
   return listeners;
 }
 
-/** The sockets systemd passed, each checked to be one to accept connections on; LISTEN_* are removed. */
+/**
+ * The sockets systemd passed, each checked to be one to accept connections on. LISTEN_* are
+ * removed from this process's environment (sd_listen_fds(3) with unset_environment), so
+ * nothing started from it later, the app's own children in `corral check` included, takes
+ * sockets meant for the master.
+ */
 export function passedListeners(): Listener[] {
   let passed;
   try {
     passed = parseListenFds(process.env, process.pid, openDescriptorsFrom3());
   } finally {
-    clearListenEnv(process.env);
+    unsetEnv(process.env, LISTEN_ENV);
   }
   return passed.map((p) => {
     assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/settings.js';
-import { workerFds } from '../ipc/fds.js';
+import { argMax, execBytes, MAX_ARG_STRLEN, sizeText, stringBytes } from '../config/exec-limits.js';
+import { CorralError } from '../errors.js';
+import { workerFds, workerStdio } from '../ipc/fds.js';
 import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
@@ -21,6 +23,14 @@ export interface SpawnContext {
   /** The environment the app sees: the real one over the env file's variables. */
   env: NodeJS.ProcessEnv;
   cwd: string;
+}
+
+/** Where a worker writes access lines, as the master's log plan says: the current file, or the master's stream. */
+export function accessContext(logs: MasterLogs): SpawnContext['access'] {
+  const plan = logs.access;
+  if (!plan) return undefined;
+  const dest = plan.kind === 'file' ? { kind: 'file' as const, path: plan.files.current } : { kind: 'stream' as const, masterFd: plan.fd };
+  return { dest, prefix: logs.accessPrefix };
 }
 
 /** How often a worker checks in: often enough to notice silence well before `timeout`. */
@@ -69,23 +79,59 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
   };
 }
 
+/** The program, arguments and environment a worker is started with. */
+function workerCommand(ctx: SpawnContext, entry: string): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
+  return { file: process.execPath, args: [entry], env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(workerSpec(ctx)) } };
+}
+
 /**
- * Starts a worker process with the descriptors of ipc/fds.ts: stdout/stderr (piped to the
- * master when captured), the listeners, the IPC channel, the master's access stream (when
- * access lines go to a stream) and the error-log channel.
+ * Starts the process only, with the descriptors of ipc/fds.ts (stdout and stderr piped to
+ * the master when captured); the master's error log is connected by spawnWorker.
  */
-/** Starts the process only; the master's error log is connected by spawnWorker. */
 export function startWorkerProcess(ctx: SpawnContext, entry = WORKER_ENTRY): ChildProcess {
-  const spec = workerSpec(ctx);
-  const out = ctx.config.captureOutput ? 'pipe' : 'inherit';
+  const cmd = workerCommand(ctx, entry);
   const stream = ctx.access?.dest.kind === 'stream' ? ctx.access.dest.masterFd : undefined;
-  const child = spawn(process.execPath, [entry], {
+  return spawn(cmd.file, cmd.args, {
     cwd: ctx.cwd,
-    env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(spec) },
-    stdio: ['ignore', out, out, ...ctx.listeners.map((l) => l.fd), 'ipc', stream ?? 'ignore', 'pipe'],
+    env: cmd.env,
+    stdio: workerStdio(ctx.listeners.map((l) => l.fd), stream, ctx.config.captureOutput ? 'pipe' : 'inherit'),
     serialization: 'json',
   });
-  return child;
+}
+
+/**
+ * Room left for what changes from worker to worker in the spec: the generation and slot
+ * numbers, the jittered request limit, the access file's rotated name.
+ */
+const PER_WORKER_MARGIN = 4096;
+
+/**
+ * Throws a configuration error when the kernel would refuse to start a worker with this
+ * context (see config/exec-limits.ts), before any is spawned: at start the master then
+ * exits 78, at a reload the reload fails and the old generation keeps serving. `origin`
+ * names where a variable came from (the env file, the environment).
+ */
+export function checkWorkerLaunch(ctx: SpawnContext, origin: (name: string) => string): void {
+  const cmd = workerCommand(ctx, WORKER_ENTRY);
+  const vars = Object.entries(cmd.env).filter((e): e is [string, string] => e[1] !== undefined);
+  const named = (k: string) => (k === 'CORRAL_WORKER' ? `the workers' start-up settings (CORRAL_WORKER, with ${ctx.listeners.length} listener(s))` : `${k} (from ${origin(k)})`);
+  for (const [k, v] of vars) {
+    if (k.includes('\0') || v.includes('\0')) {
+      throw new CorralError('E_WORKER_ENV', `${named(k)} contains a NUL byte, which no environment variable can hold (a process's environment strings end at NUL); remove it`);
+    }
+    const size = stringBytes(`${k}=${v}`);
+    if (size + (k === 'CORRAL_WORKER' ? PER_WORKER_MARGIN : 0) > MAX_ARG_STRLEN) {
+      throw new CorralError('E_WORKER_ENV', `${named(k)} is ${sizeText(size)}, over the kernel's limit of ${sizeText(MAX_ARG_STRLEN)} for one variable (MAX_ARG_STRLEN, execve(2)); no worker could be started: ${k === 'CORRAL_WORKER' ? 'use fewer binds' : 'keep large values in a file and pass its path'}`);
+    }
+  }
+  const total = execBytes(cmd.file, cmd.args, cmd.env);
+  const limit = argMax();
+  if (total + PER_WORKER_MARGIN > limit) {
+    const largest = vars.sort((a, b) => b[1].length - a[1].length).slice(0, 3);
+    const list = largest.map(([k, v]) => `${k === 'CORRAL_WORKER' ? named(k) : k} ${sizeText(stringBytes(v))}`).join(', ');
+    const from = [...new Set(largest.filter(([k]) => k !== 'CORRAL_WORKER').map(([k]) => origin(k)))];
+    throw new CorralError('E_WORKER_ENV', `the workers' environment and arguments come to ${sizeText(total)}, over the kernel's limit of ${sizeText(limit)} (a quarter of the stack limit, \`ulimit -s\`; execve(2) E2BIG); no worker could be started: make the largest smaller: ${list}${from.length ? ` (from ${from.join(' and ')})` : ''}`);
+  }
 }
 
 /** Starts a worker and connects its error-log channel and captured output to the master's error log. */

@@ -1,12 +1,11 @@
 import { CorralError } from '../errors.js';
-import { LISTEN_ENV } from './env.js';
 
 export interface PassedSocket {
   fd: number;
   name: string;
 }
 
-export const SD_LISTEN_FDS_START = 3;
+const SD_LISTEN_FDS_START = 3;
 
 /** Linux's default ceiling on a process's descriptors (fs.nr_open): a bound when no better one is known. */
 export const MAX_DESCRIPTORS = 1 << 20;
@@ -43,9 +42,4 @@ export function parseListenFds(env: NodeJS.ProcessEnv, pid: number, maxCount = M
     throw new CorralError('E_LISTEN_FDS', `LISTEN_FDNAMES has ${names.length} name(s) but LISTEN_FDS=${n}`);
   }
   return Array.from({ length: n }, (_, i) => ({ fd: SD_LISTEN_FDS_START + i, name: names[i] ?? 'unknown' }));
-}
-
-/** Removes the activation variables so workers and the app's own children never see them. */
-export function clearListenEnv(env: NodeJS.ProcessEnv): void {
-  for (const k of LISTEN_ENV) delete env[k];
 }

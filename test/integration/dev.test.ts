@@ -21,8 +21,8 @@ class Dev {
   readonly lines: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], cwd: string) {
-    this.proc = spawn(process.execPath, [CLI, 'dev', ...args], { cwd, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    this.proc = spawn(process.execPath, [CLI, 'dev', ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     for (const s of [this.proc.stdout!, this.proc.stderr!]) createInterface({ input: s }).on('line', (l) => this.lines.push(l));
     this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => resolve({ code, signal })));
   }
@@ -199,6 +199,43 @@ describe('corral dev', () => {
     await d.waitFor(/\.env changed/, from);
     await d.waitFor(/reloaded in/, from);
     assert.ok(readFileSync(join(dir, '.env'), 'utf8').includes('hi'));
+    d.proc.kill('SIGINT');
+    assert.equal((await d.exited).code, 0);
+  });
+
+  test('--metrics-bind serves /metrics and /livez; the start prints the settings and the metrics address', async () => {
+    const metricsPort = await freePort();
+    const { d, port } = await startDev('v1', ['--metrics-bind', `127.0.0.1:${metricsPort}`]);
+    assert.match(d.output, new RegExp(`settings: .*\\bbind=127\\.0\\.0\\.1:${port}\\b`), d.output);
+    assert.match(d.output, new RegExp(`settings: .*\\bmetrics-bind=127\\.0\\.0\\.1:${metricsPort}\\b`), d.output);
+    assert.match(d.output, new RegExp(`metrics on 127\\.0\\.0\\.1:${metricsPort}: /metrics`), d.output);
+    await get({ port });
+    const metrics = await get({ port: metricsPort, path: '/metrics' });
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /^corral_build_info\{/m);
+    assert.equal((await get({ port: metricsPort, path: '/livez' })).status, 200);
+    d.proc.kill('SIGINT');
+    assert.equal((await d.exited).code, 0);
+  });
+
+  test('the workers never see LISTEN_* (nor after a reload, from the warm spare); other variables pass', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-dev-'));
+    const keys = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'KEEP_ME'];
+    writeFileSync(join(dir, 'app.mjs'), `export default (req, res) => res.end(JSON.stringify(${JSON.stringify(keys)}.map((k) => process.env[k] ?? null)) + ' ' + process.pid);\n`);
+    const port = await freePort();
+    // LISTEN_PID names another process: the variables are not for corral, which binds itself.
+    const d = new Dev(['--bind', `127.0.0.1:${port}`, 'app.mjs'], dir, { LISTEN_FDS: '1', LISTEN_PID: '1', LISTEN_FDNAMES: 'web', KEEP_ME: 'yes' });
+    started.push(d);
+    await d.waitFor(/serving app\.mjs/);
+    const first = (await get({ port })).body;
+    assert.match(first, /^\[null,null,null,"yes"\] \d+$/);
+    const from = d.lines.length;
+    d.proc.stdin!.write('rs\n');
+    await d.waitFor(/reloaded in \d+ ms/, from);
+    let now = first;
+    for (const end = Date.now() + 10_000; now === first && Date.now() < end; ) now = (await get({ port })).body;
+    assert.notEqual(now, first, 'a new worker answers');
+    assert.match(now, /^\[null,null,null,"yes"\] \d+$/);
     d.proc.kill('SIGINT');
     assert.equal((await d.exited).code, 0);
   });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseBind } from '../../src/listeners/bind-spec.js';
-import { clearListenEnv, parseListenFds } from '../../src/systemd/listen-fds.js';
+import { parseListenFds } from '../../src/systemd/listen-fds.js';
+import { LISTEN_ENV, unsetEnv, workerEnv } from '../../src/systemd/env.js';
 import { parseCpuMax } from '../../src/config/cpus.js';
 import { CorralError } from '../../src/errors.js';
 
@@ -67,10 +68,13 @@ describe('systemd socket activation variables', () => {
     assert.throws(() => parseListenFds({ LISTEN_FDS: '99999999999', LISTEN_PID: '42' }, 42), /is more descriptors than/);
   });
 
-  test('clearListenEnv removes every LISTEN_ variable', () => {
+  test('every LISTEN_ variable is removed in place; a worker sees none of the master-only variables', () => {
     const env: NodeJS.ProcessEnv = { LISTEN_FDS: '1', LISTEN_PID: '1', LISTEN_FDNAMES: 'x', KEEP: 'y' };
-    clearListenEnv(env);
+    unsetEnv(env, LISTEN_ENV);
     assert.deepEqual(env, { KEEP: 'y' });
+    const master: NodeJS.ProcessEnv = { LISTEN_FDS: '1', NOTIFY_SOCKET: '/run/n', WATCHDOG_USEC: '1', WATCHDOG_PID: '1', KEEP: 'y' };
+    assert.deepEqual(workerEnv(master), { KEEP: 'y' });
+    assert.equal(master.NOTIFY_SOCKET, '/run/n', 'the master keeps its own');
   });
 });
 

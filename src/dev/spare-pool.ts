@@ -1,5 +1,5 @@
 /**
- * Hands the master warm spare workers (see spare.ts) in place of freshly spawned ones. A
+ * Hands the master warm spare workers (see spare-entry.ts) in place of freshly spawned ones. A
  * spare is started the way spawnWorker starts a worker, so it has the same descriptors; one
  * is used only when it is ready and was started for the same descriptors, working
  * directory and Node options, else the worker is spawned as usual. The next spare starts
@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { spawnWorker, startWorkerProcess, workerSpec, type SpawnContext } from '../master/spawn.js';
 import { attachWorkerLogs, type MasterLogs } from '../master/worker-logs.js';
-import type { SpareMessage } from './spare.js';
+import type { SpareMessage } from './spare-entry.js';
 
-const SPARE_ENTRY = fileURLToPath(new URL('./spare.js', import.meta.url));
+const SPARE_ENTRY = fileURLToPath(new URL('./spare-entry.js', import.meta.url));
 /** Start the next spare at the latest this long after one was used (the worker may hang). */
 const REFILL_MAX_MS = 2000;
 
@@ -34,8 +34,6 @@ export class SparePool {
   private spare: Spare | undefined;
   private closed = false;
   private refillTimer: NodeJS.Timeout | undefined;
-  /** Workers started from a spare, and started cold (for the bench and the tests). */
-  readonly counts = { warm: 0, cold: 0 };
 
   /** The master's error log, changed with each new master of the session. */
   logs: MasterLogs | undefined;
@@ -46,12 +44,10 @@ export class SparePool {
   readonly spawn = (ctx: SpawnContext): ChildProcess => {
     const w = this.take(ctx);
     if (w) {
-      this.counts.warm++;
       if (this.logs) attachWorkerLogs(w, `${ctx.gen}.${ctx.slot}`, this.logs, ctx.listeners.length);
       this.refillAfter(w, ctx);
       return w;
     }
-    this.counts.cold++;
     const cold = spawnWorker(ctx, this.logs!);
     this.refillAfter(cold, ctx);
     return cold;

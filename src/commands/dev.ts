@@ -19,7 +19,7 @@ import { createLogger } from '../logging/logger.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
 import { realRuntime } from '../master/runtime.js';
-import type { MasterLogs } from '../master/worker-logs.js';
+import type { MasterLogs } from '../master/master-logs.js';
 import { Notifier } from '../systemd/notify.js';
 import { workerEnv } from '../systemd/env.js';
 import { parseAppRef } from '../worker/app-loader.js';

@@ -13,7 +13,7 @@ import { withTerminalAccessFormat } from '../logging/terminal-access.js';
 import { Master } from '../master/master.js';
 import { Notifier } from '../systemd/notify.js';
 import { LISTEN_ENV, workerEnv } from '../systemd/env.js';
-import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
+import type { AccessPlan, MasterLogs } from '../master/master-logs.js';
 import { AccessFiles } from '../logging/access-files.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { readFileSync } from 'node:fs';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backoffMs } from '../../src/master/generation.js';
 import { heartbeatMs, requestLimit } from '../../src/master/spawn.js';
-import { statusLine } from '../../src/master/status.js';
+import { statusLine } from '../../src/master/status-line.js';
 import { parseAppRef } from '../../src/worker/app-loader.js';
 import { Notifier } from '../../src/systemd/notify.js';
 

@@ -1,6 +1,7 @@
 import type { Resolution } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import { WORKER_EXIT, type MasterMessage, type WorkerMessage } from '../ipc/messages.js';
+import type { MasterMessage, WorkerMessage } from '../ipc/messages.js';
+import { WORKER_EXIT } from '../exit-codes.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
@@ -8,6 +9,7 @@ import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from '../systemd/notify.js';
 import type { SpawnContext } from './spawn.js';
 import { HANDLED_SIGNALS, realRuntime, type MasterRuntime, type Sig } from './runtime.js';
+import type { MasterPhase } from './phase.js';
 import { statusLine } from './status-line.js';
 import { describeExit } from './exit-reason.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -47,15 +49,13 @@ export interface MasterDeps {
   runtime?: MasterRuntime;
 }
 
-type Phase = 'starting' | 'running' | 'stopping';
-
 /**
  * The arbiter. Signal handlers and child events only record what happened and wake the
  * loop; `tick` does all the work in order and then sleeps until the nearest deadline.
  * Clocks are monotonic (performance.now), so a wall-clock jump changes nothing.
  */
 export class Master {
-  private phase: Phase = 'starting';
+  private phase: MasterPhase = 'starting';
   private readonly signals: Sig[] = [];
   private readonly workers = new Set<WorkerHandle>();
   private current: Generation | undefined;

@@ -1,5 +1,7 @@
+import type { MasterPhase } from './phase.js';
+
 export interface StatusInput {
-  phase: 'starting' | 'running' | 'stopping';
+  phase: MasterPhase;
   current: { id: number; target: number; ready: number } | undefined;
   pending: { id: number; target: number; ready: number } | undefined;
   draining: number;

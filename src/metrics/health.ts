@@ -1,4 +1,5 @@
 /** The answers of /livez and /readyz, from the master's latest picture (never from a worker). */
+import type { MasterPhase } from '../master/phase.js';
 
 /** The master loop ticks at least every second; silent this long, it is not healthy. */
 export const LIVE_WINDOW_MS = 5000;
@@ -15,7 +16,7 @@ export function liveness(lastTickAt: number, now: number): HealthAnswer {
 }
 
 export interface ReadinessInput {
-  phase: 'starting' | 'running' | 'stopping';
+  phase: MasterPhase;
   /** The generation that serves: its ready workers and how many it should have. */
   serving: { ready: number; target: number } | undefined;
   /** During a shutdown delay: how long until the drain starts (the workers still serve). */

@@ -1,7 +1,6 @@
 import type { Resolution } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import type { MasterMessage, WorkerMessage } from '../ipc/messages.js';
-import { WORKER_EXIT } from '../exit-codes.js';
+import type { MasterMessage, RetireReason, WorkerMessage } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
@@ -11,12 +10,12 @@ import type { SpawnContext } from './spawn.js';
 import { HANDLED_SIGNALS, realRuntime, type MasterRuntime, type Sig } from './runtime.js';
 import type { MasterPhase } from './phase.js';
 import { statusLine } from './status-line.js';
-import { describeExit } from './exit-reason.js';
+import { exitOutcome, retireText, stopText } from './exit-cause.js';
 import { WorkerHandle } from './worker-handle.js';
 import type { MasterLogs } from './master-logs.js';
 import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
-import { exitReasonOf, MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
+import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -126,7 +125,7 @@ export class Master {
     this.lastTickAt = now;
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
     if (this.stop?.drainAt !== undefined && now >= this.stop.drainAt) this.startDrain(now, `${this.stop.sig}: shutdown delay over`);
-    for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
+    for (const w of this.workers) if (!w.alive) this.handleExit(w, now);
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
@@ -186,14 +185,14 @@ export class Master {
     this.stop.drainAt = now + delay * 1000;
     this.d.log.info(`${sig}: shutdown delay: ${delay} s before draining; not ready, still serving with ${this.aliveCount()} worker(s)`);
     // A generation still booting will never serve: it goes now.
-    for (const w of this.workers) if (w.generation !== this.current) w.drain(now, `shutdown (${sig})`);
+    for (const w of this.workers) if (w.generation !== this.current) w.drain(now, { kind: 'shutdown', sig });
   }
 
   private startDrain(now: number, why: string): void {
     const sig = this.stop?.sig ?? 'SIGQUIT';
     if (this.stop) this.stop.drainAt = undefined;
     this.d.log.info(`${why}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
-    for (const w of this.workers) w.drain(now, `shutdown (${sig})`);
+    for (const w of this.workers) w.drain(now, { kind: 'shutdown', sig });
   }
 
   private handleInt(now: number): void {
@@ -254,13 +253,13 @@ export class Master {
     if (this.phase !== 'running' || !gen || gen.target <= 1) return;
     gen.target--;
     this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
-    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, 'TTOU');
+    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, { kind: 'scale-down' });
   }
 
   private goFast(now: number, why: string): void {
     if (this.stop) this.stop.drainAt = undefined;
     this.d.log.info(`${why}: fast shutdown`);
-    for (const w of this.workers) w.stopFast(now, 'fast shutdown');
+    for (const w of this.workers) w.stopFast(now, { kind: 'fast-shutdown' });
   }
 
   // ---- reloads -------------------------------------------------------------------------
@@ -314,7 +313,7 @@ export class Master {
     const previous = this.current;
     this.current = gen;
     this.pending = undefined;
-    for (const w of this.workers) if (w.generation !== gen) w.drain(now, `replaced by generation ${gen.id}`);
+    for (const w of this.workers) if (w.generation !== gen) w.drain(now, { kind: 'reload', gen: gen.id });
     if (!previous) {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);
@@ -346,7 +345,7 @@ export class Master {
       return;
     }
     this.pending = undefined;
-    for (const other of this.genWorkers(gen)) other.drain(now, `generation ${gen.id} failed to boot`);
+    for (const other of this.genWorkers(gen)) other.drain(now, { kind: 'reload-failed', gen: gen.id });
     this.reloadFinished(false, `${w.name}: ${reason}`);
   }
 
@@ -371,7 +370,7 @@ export class Master {
     this.metrics.workerStarted();
     child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     child.once('exit', (code, signal) => {
-      w.exit = { code, signal };
+      w.exited(code, signal);
       this.wake();
     });
     this.openChannels++;
@@ -381,7 +380,7 @@ export class Master {
     });
     child.once('error', (err) => {
       this.d.log.error({ err }, `${w.name}: process error`);
-      if (w.pid < 0) w.exit ??= { code: 1, signal: null };
+      w.spawnFailed();
       this.wake();
     });
     this.d.log.info(`spawned ${w.name}`);
@@ -389,52 +388,54 @@ export class Master {
 
   private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
     const now = this.rt.now();
-    w.lastCheckin = now;
+    w.heard(now);
     switch (msg.t) {
       case 'ready':
-        if (w.state === 'booting') {
-          w.state = 'ready';
-          w.readyAt = now;
-        }
+        w.ready(now);
         break;
       case 'hb':
-        w.rss = msg.rss;
-        w.firstRss ||= msg.rss;
-        w.inflight = msg.inflight;
-        w.busy = msg.busy;
+        w.heartbeat(msg);
         if (msg.m) this.metrics.workerReported(w, msg.m);
         break;
       case 'retire':
-        if (w.state === 'ready' && w.generation === this.current && this.phase === 'running') {
-          w.state = 'retiring';
-          w.retireReason = msg.reason;
-          this.d.log.info(`${w.name} asks to be replaced (${msg.reason})`);
-        }
+        this.retireAsked(w, msg.reason);
         break;
       case 'conns':
-        w.kept = msg.kept;
+        w.connsReported(msg.kept);
         this.balancer.noteReport();
         break;
       case 'boot-failed':
-        w.bootFailure = { kind: msg.kind, message: msg.message };
+        w.bootFailed({ kind: msg.kind, message: msg.message });
         break;
     }
     this.wake();
   }
 
+  /**
+   * A worker asks to be replaced. While it serves, its replacement is started first (no
+   * capacity dip). Before it is ready (an uncaught exception in the app's init) it is a failed
+   * boot: an app that throws while starting will likely throw again, so the usual back-off
+   * applies, and at start the usual limit (exit 3) instead of a respawn loop; at a reload the
+   * reload fails and the old generation keeps serving. It is killed at once: it never served.
+   */
+  private retireAsked(w: WorkerHandle, reason: RetireReason): void {
+    const live = w.generation === this.current || w.generation === this.pending;
+    if (this.phase === 'stopping' || !live) return;
+    if (w.state === 'booting') {
+      this.d.log.error(`${w.name} asks to be replaced (${reason}) before it was ready; killing it`);
+      return w.kill({ kind: 'boot-crash', reason });
+    }
+    if (w.retire({ kind: 'asked', reason })) this.d.log.info(`${w.name} asks to be replaced (${reason})`);
+  }
+
   private handleExit(w: WorkerHandle, now: number): void {
-    w.reaped = true;
     this.workers.delete(w);
-    const was = w.state;
-    w.state = 'dead';
-    this.metrics.workerExited(w, exitReasonOf(w, was));
+    w.reap();
+    const was = w.exitedWhile;
+    const { reason, message, level } = exitOutcome(w);
+    this.metrics.workerExited(w, reason);
     const gen = w.generation;
     const live = gen === this.current || gen === this.pending;
-    // The exit code is the fallback when the worker's last message (boot-failed) was lost.
-    if (was === 'booting' && !w.bootFailure && w.exit?.code === WORKER_EXIT.APP_LOAD) {
-      w.bootFailure = { kind: 'load', message: `${w.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)` };
-    }
-    const { message, level } = describeExit(w, was);
     if (!live && was !== 'draining' && this.phase !== 'stopping') {
       // Its generation was abandoned (a failed reload) before it could be told to drain.
       this.d.log.warn(`${message} (generation ${w.gen} was abandoned)`);
@@ -457,22 +458,22 @@ export class Master {
     for (const w of this.workers) {
       const cfg = w.config;
       switch (w.overdue(now)) {
-        case 'kill':
-          this.d.log.warn(`${w.name} still running ${((now - (w.stopAskedAt ?? now)) / 1000).toFixed(1)} s after it was told to stop (${w.stopReason}); killing it`);
-          w.signal('SIGKILL');
+        case 'kill': {
+          const why = w.stopCause && stopText(w.stopCause, w.retireCause);
+          this.d.log.warn(`${w.name} still running ${((now - (w.stopAskedAt ?? now)) / 1000).toFixed(1)} s after it was told to stop (${why}); killing it`);
+          w.kill();
           break;
+        }
         case 'boot-timeout':
-          w.bootFailure ??= { kind: 'init', message: `not ready within boot-timeout (${cfg.bootTimeout} s)` };
           this.d.log.error(`${w.name} not ready after ${cfg.bootTimeout} s (boot-timeout); killing it`);
-          w.signal('SIGKILL');
+          w.kill({ kind: 'boot-timeout', seconds: cfg.bootTimeout });
           break;
         case 'silent': {
           const busy = w.busy
             ? `; at its last check-in it was handling ${w.busy.method} ${w.busy.url} (for ${(w.busy.forMs / 1000).toFixed(1)} s)`
             : `; no request was in progress at its last check-in`;
           this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
-          w.stopReason = 'timeout';
-          w.signal('SIGKILL');
+          w.kill({ kind: 'heartbeat-missed' });
           break;
         }
         case undefined:
@@ -485,13 +486,13 @@ export class Master {
 
   private retireForMemory(w: WorkerHandle, now: number): void {
     const cfg = w.config;
-    w.state = 'retiring';
-    w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
+    const cause = { kind: 'memory', rss: w.rss, max: cfg.maxMemory } as const;
+    if (!w.retire(cause)) return;
     // Over the ceiling at its first check-in: the ceiling is below what the app needs to
     // start, and replacing it again and again would only churn. Back off and say so.
     const atBoot = w.firstRss > cfg.maxMemory;
     if (atBoot) w.generation.recordFailure(w.slot, now);
-    this.d.log.warn(`${w.name} ${w.retireReason}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
+    this.d.log.warn(`${w.name} ${retireText(cause)}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
   }
 
   /**
@@ -508,7 +509,7 @@ export class Master {
         const booting = inSlot.filter((w) => w.state === 'booting');
         const serving = inSlot.filter((w) => w.serving).sort((a, b) => a.spawnedAt - b.spawnedAt);
         const newest = serving[serving.length - 1];
-        for (const old of serving.slice(0, -1)) old.drain(now, `replaced (${old.retireReason ?? 'superseded'})`);
+        for (const old of serving.slice(0, -1)) old.drain(now, { kind: 'replaced' });
         const needed = !newest || newest.state === 'retiring';
         if (needed && booting.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
       }

@@ -15,6 +15,7 @@ import { WorkerHandle } from './worker-handle.js';
 import type { MasterLogs } from './master-logs.js';
 import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
+import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
@@ -273,9 +274,7 @@ export class Master {
       (resolution) => {
         this.configLoading = false;
         if (this.phase !== 'running') return;
-        if (resolution.config.bind.join() !== this.d.resolution.config.bind.join()) {
-          this.d.log.warn('bind changed in the configuration: listeners are kept until a restart');
-        }
+        for (const line of restartOnlyWarnings(this.d.resolution.config, resolution.config)) this.d.log.warn(line);
         this.d.log.level = resolution.config.logLevel;
         this.checkStopBudget(resolution);
         this.pending = new Generation(this.nextGenId++, resolution);
@@ -308,7 +307,7 @@ export class Master {
   private progressPending(now: number): void {
     const gen = this.pending;
     if (!gen || this.phase === 'stopping') return;
-    const ready = this.genWorkers(gen).filter((w) => w.state === 'ready').length;
+    const ready = this.readyIn(gen);
     if (ready < gen.target) return;
     const previous = this.current;
     this.current = gen;
@@ -518,6 +517,11 @@ export class Master {
 
   // ---- helpers -------------------------------------------------------------------------
 
+  /** The one count of ready workers, for STATUS=, /readyz and a reload's progress (see WorkerHandle.serving). */
+  private readyIn(gen: Generation): number {
+    return this.genWorkers(gen).filter((w) => w.serving).length;
+  }
+
   private genWorkers(gen: Generation): WorkerHandle[] {
     return [...this.workers].filter((w) => w.generation === gen && w.alive);
   }
@@ -531,8 +535,8 @@ export class Master {
   private status(): string {
     return statusLine({
       phase: this.phase,
-      current: this.current && { id: this.current.id, target: this.current.target, ready: this.genWorkers(this.current).filter((w) => w.state !== 'booting').length },
-      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending).filter((w) => w.state === 'ready').length },
+      current: this.current && { id: this.current.id, target: this.current.target, ready: this.readyIn(this.current) },
+      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.readyIn(this.pending) },
       draining: [...this.workers].filter((w) => w.state === 'draining').length,
       lastReload: this.lastReload,
       drainInMs: this.stopping()?.drainInMs,
@@ -546,7 +550,7 @@ export class Master {
       phase: this.phase,
       generation: serving?.id ?? 0,
       desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers,
-      serving: serving && { ready: this.genWorkers(serving).filter((w) => w.serving).length, target: serving.target },
+      serving: serving && { ready: this.readyIn(serving), target: serving.target },
       lastReload: this.lastReload,
       now: this.rt.now(),
       lastTickAt: this.lastTickAt,

@@ -172,6 +172,104 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal(servingCount(h), 2);
   });
 
+  test('a booting worker that asks to be replaced (uncaught exception in init) is killed and counted as a failed boot', async () => {
+    const h = await startMaster({ workers: '1' });
+    const first = h.rt.children[0]!;
+    first.say({ t: 'retire', reason: 'uncaught exception' });
+    first.ready(); // init went on and finished: it must not serve
+    await h.rt.settle();
+    assert.ok(first.signals.includes('SIGKILL'), 'killed at once');
+    assert.ok(!h.notes.includes('READY'), 'it never counted as ready');
+    assert.ok(h.lines.some((l) => /asks to be replaced \(uncaught exception\) before it was ready; killing it/.test(l)), h.lines.join('\n'));
+    assert.equal(h.rt.children.length, 1, 'the usual back-off before the next boot');
+    await h.rt.advance(500);
+    const second = h.rt.children[1]!;
+    second.ready();
+    await h.rt.settle();
+    assert.ok(h.notes.includes('READY'), 'the replacement serves');
+    assert.match(h.master.metrics.text(), /corral_worker_exits_total\{reason="crash"\} 1\n/);
+  });
+
+  test('at start, an init that keeps throwing gives up with exit 3 instead of serving a broken worker', async () => {
+    const h = await startMaster({ workers: '1' });
+    for (let i = 0; i < 3; i++) {
+      h.rt.children[i]!.say({ t: 'retire', reason: 'uncaught exception' });
+      await h.rt.advance(500 * 2 ** i);
+    }
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_WORKER_BOOT');
+    assert.match((err as CorralError).message, /asked to be replaced before it was ready \(uncaught exception\)/);
+  });
+
+  test('at a reload, a new worker that asks to be replaced while booting fails the reload; the old generation serves on', async () => {
+    const h = await serving({ workers: '2' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const [a, b] = h.rt.alive(2);
+    b!.ready();
+    a!.say({ t: 'retire', reason: 'uncaught exception' });
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /reload #1 failed, previous generation keeps serving: .*asked to be replaced before it was ready/.test(l)), h.lines.join('\n'));
+    assert.equal(h.rt.alive(2).length, 0);
+    assert.ok(h.rt.alive(1).every((c) => !c.got('drain')));
+  });
+
+  test('a ready worker of a generation still booting (a reload) may ask to be replaced too', async () => {
+    const h = await serving({ workers: '2' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const [a, b] = h.rt.alive(2);
+    a!.ready();
+    a!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    const replacement = h.rt.children.at(-1)!;
+    assert.equal(replacement.gen, 2);
+    assert.equal(replacement.slot, a!.slot, 'its replacement boots');
+    b!.ready();
+    replacement.ready();
+    await h.rt.settle();
+    assert.ok(a!.got('drain'));
+    assert.ok(h.lines.some((l) => /reload #1 done/.test(l)));
+  });
+
+  test('the exit metric is labelled from the recorded cause: max-requests, then a reload', async () => {
+    const h = await serving({ workers: '1' });
+    h.rt.alive(1)[0]!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    h.rt.children.at(-1)!.ready();
+    await h.rt.settle();
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    h.rt.alive(2)[0]!.ready();
+    await h.rt.settle();
+    const text = h.master.metrics.text();
+    assert.match(text, /corral_worker_exits_total\{reason="max_requests"\} 1\n/);
+    assert.match(text, /corral_worker_exits_total\{reason="reload"\} 1\n/);
+    assert.ok(h.lines.some((l) => /stopped \(replaced \(max-requests\)\)/.test(l)));
+    assert.ok(h.lines.some((l) => /stopped \(replaced by generation 2\)/.test(l)));
+  });
+
+  test('"ready" is counted once: STATUS= and /readyz agree, a draining worker counts in neither', async () => {
+    const h = await serving({ workers: '2' });
+    const [, b] = h.rt.alive(1);
+    b!.exitOnStop = false;
+    h.rt.signal('SIGTTOU');
+    await h.rt.settle();
+    assert.ok(b!.got('drain'));
+    assert.match(h.notes.at(-1)!, /^STATUS=1\/1 workers serving \(generation 1\); 1 draining;/);
+    assert.deepEqual(h.master.metrics.ready(), { ok: true, body: { ready: '1/1', stopping: false } });
+  });
+
+  test('HUP warns once per restart-only setting that changed, naming it; reloadable ones are applied quietly', async () => {
+    const h = await serving({ workers: '1' });
+    h.nextReload = () => resolution({ workers: '1', backlog: '128', metricsBind: '127.0.0.1:9999', timeout: '7', bind: ['127.0.0.1:1'] });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const warned = h.lines.filter((l) => /needs a restart/.test(l));
+    assert.deepEqual(warned.map((l) => l.split(' ')[0]).sort(), ['backlog', 'bind', 'metrics-bind']);
+    assert.ok(warned.every((l) => /changed in the configuration, but it needs a restart/.test(l)));
+  });
+
   test('a worker crashing while serving is replaced at once, then with back-off when it keeps crashing', async () => {
     const h = await serving({ workers: '1', timeout: '0' });
     await h.rt.advance(20_000); // served long enough to count as healthy

@@ -8,6 +8,7 @@
 import type { RetireReason } from '../ipc/messages.js';
 import type { ExitReason } from '../metrics/definitions.js';
 import type { Sig } from './runtime.js';
+import type { WorkerState } from './worker-handle.js';
 
 /** Why a serving worker is to be replaced (it keeps serving until its replacement is ready). */
 export type RetireCause =
@@ -41,7 +42,7 @@ export type StopCause =
 export interface ExitedWorker {
   readonly name: string;
   /** Its state when the exit was handled. */
-  readonly exitedWhile: 'booting' | 'ready' | 'retiring' | 'draining' | undefined;
+  readonly exitedWhile: Exclude<WorkerState, 'dead'> | undefined;
   readonly exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
   readonly killedBy: NodeJS.Signals | undefined;
   readonly retireCause: RetireCause | undefined;
@@ -71,7 +72,7 @@ export function stopText(c: StopCause, retired: RetireCause | undefined): string
 }
 
 /** The `reason` label: what the master decided, else (nothing decided) a crash. */
-export function exitLabel(w: ExitedWorker): ExitReason {
+function exitLabel(w: ExitedWorker): ExitReason {
   const stop = w.stopCause?.kind;
   if (stop === 'heartbeat-missed' || stop === 'boot-timeout') return 'timeout';
   // A worker that was not told to drain died of its own accord (or was killed at boot for it).
@@ -92,7 +93,7 @@ function signalHint(signal: NodeJS.Signals | null): string {
   return '';
 }
 
-export interface ExitOutcome {
+interface ExitOutcome {
   reason: ExitReason;
   message: string;
   level: 'info' | 'warn' | 'error';

@@ -13,9 +13,9 @@ export const HEALTHY_RUN_MS = 10_000;
 export class Generation {
   target: number;
   /** Consecutive boot failures or quick crashes, per slot. */
-  readonly failures = new Map<number, number>();
+  private readonly failures = new Map<number, number>();
   /** Earliest time a slot may be respawned, per slot. */
-  readonly notBefore = new Map<number, number>();
+  private readonly notBefore = new Map<number, number>();
 
   constructor(
     readonly id: number,
@@ -42,5 +42,12 @@ export class Generation {
 
   mayRespawn(slot: number, now: number): boolean {
     return (this.notBefore.get(slot) ?? 0) <= now;
+  }
+
+  /** The earliest back-off still running out after `now`, or Infinity. */
+  nextRespawnAt(now: number): number {
+    let next = Infinity;
+    for (const t of this.notBefore.values()) if (t > now) next = Math.min(next, t);
+    return next;
   }
 }

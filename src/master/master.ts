@@ -23,7 +23,7 @@ function firstLine(s: string): string {
 }
 
 /** Failed boots of one slot at start before the master gives up with exit 3. */
-export const BOOT_ATTEMPTS = 3;
+const BOOT_ATTEMPTS = 3;
 /** The loop never sleeps longer than this, so the watchdog and checks keep a steady pace. */
 const MAX_SLEEP_MS = 1000;
 
@@ -578,7 +578,7 @@ export class Master {
     // +1: a deadline is overdue only once strictly passed.
     for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
     if (this.d.logs.access?.kind === 'file') next = Math.min(next, Math.max(now + 1, this.d.logs.access.files.nextCheckAt()));
-    for (const gen of [this.current, this.pending]) for (const t of gen?.notBefore.values() ?? []) if (t > now) next = Math.min(next, t);
+    for (const gen of [this.current, this.pending]) if (gen) next = Math.min(next, gen.nextRespawnAt(now));
     return next;
   }
 

@@ -1,6 +1,6 @@
 import type { MasterPhase } from './phase.js';
 
-export interface StatusInput {
+interface StatusInput {
   phase: MasterPhase;
   current: { id: number; target: number; ready: number } | undefined;
   pending: { id: number; target: number; ready: number } | undefined;

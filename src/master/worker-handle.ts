@@ -31,19 +31,19 @@ export interface WorkerProcess {
 }
 
 /** How long a fast shutdown waits for a worker before SIGKILL. */
-export const FAST_KILL_MS = 2000;
+const FAST_KILL_MS = 2000;
 
 /** Why the master must act on a worker now (see `overdue`). */
-export type Overdue = 'kill' | 'boot-timeout' | 'silent';
+type Overdue = 'kill' | 'boot-timeout' | 'silent';
 
 /** Why a worker could not boot, as it said (or as its exit code or the master's kill says). */
-export interface BootFailure {
+interface BootFailure {
   kind: 'load' | 'init' | 'listen';
   message: string;
 }
 
 /** What a heartbeat tells of a worker. */
-export interface Checkin {
+interface Checkin {
   rss: number;
   inflight: number;
   busy?: BusyWith | undefined;

@@ -49,20 +49,6 @@ export interface StatusDoc {
   }>;
 }
 
-/** Why a worker exited, as the `reason` label of corral_worker_exits_total. */
-export function exitReasonOf(w: { stopReason?: string | undefined; retireReason?: string | undefined; killedBy?: NodeJS.Signals | undefined }, was: string): ExitReason {
-  const stop = w.stopReason ?? '';
-  if (stop === 'timeout' || (was === 'booting' && w.killedBy === 'SIGKILL')) return 'timeout';
-  if (was !== 'draining') return 'crash';
-  if (stop.startsWith('shutdown') || stop === 'fast shutdown' || stop === 'SIGINT') return 'shutdown';
-  if (stop === 'TTOU') return 'scale_down';
-  const retire = w.retireReason ?? '';
-  if (retire === 'max-requests') return 'max_requests';
-  if (retire.startsWith('memory')) return 'memory';
-  if (retire === 'uncaught exception') return 'crash';
-  return 'reload';
-}
-
 function metricState(state: string): WorkerMetricState | undefined {
   if (state === 'booting') return 'booting';
   if (state === 'ready' || state === 'retiring') return 'ready';

@@ -11,7 +11,7 @@ export const HEALTHY_RUN_MS = 10_000;
 
 /** One set of workers started together from one configuration (start, or a HUP). */
 export class Generation {
-  target: number;
+  #target: number;
   /** Consecutive boot failures or quick crashes, per slot. */
   private readonly failures = new Map<number, number>();
   /** Earliest time a slot may be respawned, per slot. */
@@ -21,7 +21,17 @@ export class Generation {
     readonly id: number,
     readonly resolution: Resolution,
   ) {
-    this.target = resolution.config.workers;
+    this.#target = resolution.config.workers;
+  }
+
+  /** How many workers it should have: `workers`, changed by TTIN/TTOU. */
+  get target(): number {
+    return this.#target;
+  }
+
+  /** One slot more (TTIN) or less (TTOU); never below one. */
+  scale(by: 1 | -1): void {
+    this.#target = Math.max(1, this.#target + by);
   }
 
   get config() {

@@ -245,14 +245,14 @@ export class Master {
 
   private handleTtin(): void {
     if (this.phase !== 'running' || !this.current) return;
-    this.current.target++;
+    this.current.scale(1);
     this.d.log.info(`TTIN: workers ${this.current.target - 1} -> ${this.current.target}`);
   }
 
   private handleTtou(now: number): void {
     const gen = this.current;
     if (this.phase !== 'running' || !gen || gen.target <= 1) return;
-    gen.target--;
+    gen.scale(-1);
     this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
     for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, { kind: 'scale-down' });
   }

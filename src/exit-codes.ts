@@ -8,3 +8,9 @@ export const EXIT = {
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/**
+ * Exit codes a worker uses so the master can tell why it died before it could say so: the
+ * same numbers as the master's exit for the same failure, so one table explains both.
+ */
+export const WORKER_EXIT = { APP_LOAD: EXIT.APP_LOAD, INIT: EXIT.WORKER_BOOT } as const;

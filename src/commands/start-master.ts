@@ -19,7 +19,7 @@ import { Master } from '../master/master.js';
 import { warnIfPid1 } from '../master/pid1.js';
 import { realRuntime, type MasterRuntime } from '../master/runtime.js';
 import { accessContext, checkWorkerLaunch, type SpawnContext } from '../master/spawn.js';
-import type { AccessPlan, MasterLogs } from '../master/worker-logs.js';
+import type { AccessPlan, MasterLogs } from '../master/master-logs.js';
 import { metricsAddress, type MetricsServer } from '../metrics/server.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { isJournalStream } from '../systemd/journal.js';

@@ -9,7 +9,7 @@ import { openLogs, startMaster } from '../commands/start-master.js';
 import type { Resolution } from '../config/resolve.js';
 import { isCorralError, type CorralError } from '../errors.js';
 import type { Listener } from '../listeners/acquire.js';
-import type { MasterLogs } from '../master/worker-logs.js';
+import type { MasterLogs } from '../master/master-logs.js';
 import { SparePool } from './spare-pool.js';
 import { DevErrorLog, DevTerminal } from './terminal.js';
 import type { Watcher, WatchOptions } from './watch.js';

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { spawnWorker, startWorkerProcess, workerSpec, type SpawnContext } from '../master/spawn.js';
-import { attachWorkerLogs, type MasterLogs } from '../master/worker-logs.js';
+import { attachWorkerLogs, type MasterLogs } from '../master/master-logs.js';
 import type { SpareMessage } from './spare-entry.js';
 
 const SPARE_ENTRY = fileURLToPath(new URL('./spare-entry.js', import.meta.url));

@@ -76,10 +76,13 @@ export interface WorkerFigures {
   app?: AppMetricFamily[];
 }
 
+/** Why a worker asks to be replaced: the master turns it into the exit's typed cause. */
+export type RetireReason = 'max-requests' | 'uncaught exception';
+
 export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'hb'; rss: number; inflight: number; busy?: BusyWith; m?: WorkerFigures }
-  | { t: 'retire'; reason: string }
+  | { t: 'retire'; reason: RetireReason }
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }
   | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
@@ -92,5 +95,3 @@ export type MasterMessage =
   /** The most kept connections this worker should hold (it holds more), or null when it is within its share. */
   | { t: 'balance'; limit: number | null };
 
-/** Exit codes a worker uses so the master can tell why it died before it could say so. */
-export const WORKER_EXIT = { APP_LOAD: 4, INIT: 3 } as const;

@@ -1,12 +1,12 @@
 import type { WorkerHandle } from './worker-handle.js';
 
 /** The most kept connections a worker may hold: its fair share plus slack, so small differences are left alone. */
-export function shareLimit(fair: number): number {
+function shareLimit(fair: number): number {
   return Math.ceil(fair + Math.max(2, Math.ceil(0.1 * fair)));
 }
 
 /** How often the master may recompute the balance of kept connections. */
-export const BALANCE_MS = 50;
+const BALANCE_MS = 50;
 
 /**
  * Keep-alive balance. Workers accept directly, so a burst of new connections can land

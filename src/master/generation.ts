@@ -11,17 +11,27 @@ export const HEALTHY_RUN_MS = 10_000;
 
 /** One set of workers started together from one configuration (start, or a HUP). */
 export class Generation {
-  target: number;
+  #target: number;
   /** Consecutive boot failures or quick crashes, per slot. */
-  readonly failures = new Map<number, number>();
+  private readonly failures = new Map<number, number>();
   /** Earliest time a slot may be respawned, per slot. */
-  readonly notBefore = new Map<number, number>();
+  private readonly notBefore = new Map<number, number>();
 
   constructor(
     readonly id: number,
     readonly resolution: Resolution,
   ) {
-    this.target = resolution.config.workers;
+    this.#target = resolution.config.workers;
+  }
+
+  /** How many workers it should have: `workers`, changed by TTIN/TTOU. */
+  get target(): number {
+    return this.#target;
+  }
+
+  /** One slot more (TTIN) or less (TTOU); never below one. */
+  scale(by: 1 | -1): void {
+    this.#target = Math.max(1, this.#target + by);
   }
 
   get config() {
@@ -42,5 +52,12 @@ export class Generation {
 
   mayRespawn(slot: number, now: number): boolean {
     return (this.notBefore.get(slot) ?? 0) <= now;
+  }
+
+  /** The earliest back-off still running out after `now`, or Infinity. */
+  nextRespawnAt(now: number): number {
+    let next = Infinity;
+    for (const t of this.notBefore.values()) if (t > now) next = Math.min(next, t);
+    return next;
   }
 }

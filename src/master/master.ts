@@ -1,27 +1,29 @@
 import type { Resolution } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import { WORKER_EXIT, type MasterMessage, type WorkerMessage } from '../ipc/messages.js';
+import type { MasterMessage, RetireReason, WorkerMessage } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
 import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from '../systemd/notify.js';
-import type { SpawnContext } from './spawn.js';
+import { accessContext } from './spawn.js';
 import { HANDLED_SIGNALS, realRuntime, type MasterRuntime, type Sig } from './runtime.js';
-import { statusLine } from './status.js';
-import { describeExit } from './exit-reason.js';
+import type { MasterPhase } from './phase.js';
+import { statusLine } from './status-line.js';
+import { exitOutcome, retireText, stopText } from './exit-cause.js';
 import { WorkerHandle } from './worker-handle.js';
-import type { MasterLogs } from './worker-logs.js';
+import type { MasterLogs } from './master-logs.js';
 import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
-import { exitReasonOf, MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
+import { restartOnlyWarnings } from './restart-only.js';
+import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
 }
 
 /** Failed boots of one slot at start before the master gives up with exit 3. */
-export const BOOT_ATTEMPTS = 3;
+const BOOT_ATTEMPTS = 3;
 /** The loop never sleeps longer than this, so the watchdog and checks keep a steady pace. */
 const MAX_SLEEP_MS = 1000;
 
@@ -47,15 +49,13 @@ export interface MasterDeps {
   runtime?: MasterRuntime;
 }
 
-type Phase = 'starting' | 'running' | 'stopping';
-
 /**
  * The arbiter. Signal handlers and child events only record what happened and wake the
  * loop; `tick` does all the work in order and then sleeps until the nearest deadline.
  * Clocks are monotonic (performance.now), so a wall-clock jump changes nothing.
  */
 export class Master {
-  private phase: Phase = 'starting';
+  private phase: MasterPhase = 'starting';
   private readonly signals: Sig[] = [];
   private readonly workers = new Set<WorkerHandle>();
   private current: Generation | undefined;
@@ -126,7 +126,7 @@ export class Master {
     this.lastTickAt = now;
     for (const sig of this.signals.splice(0)) this.handleSignal(sig, now);
     if (this.stop?.drainAt !== undefined && now >= this.stop.drainAt) this.startDrain(now, `${this.stop.sig}: shutdown delay over`);
-    for (const w of this.workers) if (w.exit && !w.reaped) this.handleExit(w, now);
+    for (const w of this.workers) if (!w.alive) this.handleExit(w, now);
     this.checkWorkers(now);
     this.progressPending(now);
     this.maintain(now);
@@ -186,14 +186,14 @@ export class Master {
     this.stop.drainAt = now + delay * 1000;
     this.d.log.info(`${sig}: shutdown delay: ${delay} s before draining; not ready, still serving with ${this.aliveCount()} worker(s)`);
     // A generation still booting will never serve: it goes now.
-    for (const w of this.workers) if (w.generation !== this.current) w.drain(now, `shutdown (${sig})`);
+    for (const w of this.workers) if (w.generation !== this.current) w.drain(now, { kind: 'shutdown', sig });
   }
 
   private startDrain(now: number, why: string): void {
     const sig = this.stop?.sig ?? 'SIGQUIT';
     if (this.stop) this.stop.drainAt = undefined;
     this.d.log.info(`${why}: graceful shutdown; draining ${this.aliveCount()} worker(s)`);
-    for (const w of this.workers) w.drain(now, `shutdown (${sig})`);
+    for (const w of this.workers) w.drain(now, { kind: 'shutdown', sig });
   }
 
   private handleInt(now: number): void {
@@ -236,31 +236,24 @@ export class Master {
     for (const w of this.workers) w.send(msg);
   }
 
-  private accessFor(): SpawnContext['access'] {
-    const plan = this.d.logs.access;
-    if (!plan) return undefined;
-    const dest = plan.kind === 'file' ? { kind: 'file' as const, path: plan.files.current } : { kind: 'stream' as const, masterFd: plan.fd };
-    return { dest, prefix: this.d.logs.accessPrefix };
-  }
-
   private handleTtin(): void {
     if (this.phase !== 'running' || !this.current) return;
-    this.current.target++;
+    this.current.scale(1);
     this.d.log.info(`TTIN: workers ${this.current.target - 1} -> ${this.current.target}`);
   }
 
   private handleTtou(now: number): void {
     const gen = this.current;
     if (this.phase !== 'running' || !gen || gen.target <= 1) return;
-    gen.target--;
+    gen.scale(-1);
     this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
-    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, 'TTOU');
+    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, { kind: 'scale-down' });
   }
 
   private goFast(now: number, why: string): void {
     if (this.stop) this.stop.drainAt = undefined;
     this.d.log.info(`${why}: fast shutdown`);
-    for (const w of this.workers) w.stopFast(now, 'fast shutdown');
+    for (const w of this.workers) w.stopFast(now, { kind: 'fast-shutdown' });
   }
 
   // ---- reloads -------------------------------------------------------------------------
@@ -274,9 +267,7 @@ export class Master {
       (resolution) => {
         this.configLoading = false;
         if (this.phase !== 'running') return;
-        if (resolution.config.bind.join() !== this.d.resolution.config.bind.join()) {
-          this.d.log.warn('bind changed in the configuration: listeners are kept until a restart');
-        }
+        for (const line of restartOnlyWarnings(this.d.resolution.config, resolution.config)) this.d.log.warn(line);
         this.d.log.level = resolution.config.logLevel;
         this.checkStopBudget(resolution);
         this.pending = new Generation(this.nextGenId++, resolution);
@@ -309,12 +300,12 @@ export class Master {
   private progressPending(now: number): void {
     const gen = this.pending;
     if (!gen || this.phase === 'stopping') return;
-    const ready = this.genWorkers(gen).filter((w) => w.state === 'ready').length;
+    const ready = this.readyIn(gen);
     if (ready < gen.target) return;
     const previous = this.current;
     this.current = gen;
     this.pending = undefined;
-    for (const w of this.workers) if (w.generation !== gen) w.drain(now, `replaced by generation ${gen.id}`);
+    for (const w of this.workers) if (w.generation !== gen) w.drain(now, { kind: 'reload', gen: gen.id });
     if (!previous) {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);
@@ -346,7 +337,7 @@ export class Master {
       return;
     }
     this.pending = undefined;
-    for (const other of this.genWorkers(gen)) other.drain(now, `generation ${gen.id} failed to boot`);
+    for (const other of this.genWorkers(gen)) other.drain(now, { kind: 'reload-failed', gen: gen.id });
     this.reloadFinished(false, `${w.name}: ${reason}`);
   }
 
@@ -364,14 +355,14 @@ export class Master {
     const child = this.rt.spawn({
       config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
-      access: this.accessFor(),
+      access: accessContext(this.d.logs),
     });
     const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
     this.metrics.workerStarted();
     child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
     child.once('exit', (code, signal) => {
-      w.exit = { code, signal };
+      w.exited(code, signal);
       this.wake();
     });
     this.openChannels++;
@@ -381,7 +372,7 @@ export class Master {
     });
     child.once('error', (err) => {
       this.d.log.error({ err }, `${w.name}: process error`);
-      if (w.pid < 0) w.exit ??= { code: 1, signal: null };
+      w.spawnFailed();
       this.wake();
     });
     this.d.log.info(`spawned ${w.name}`);
@@ -389,52 +380,54 @@ export class Master {
 
   private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
     const now = this.rt.now();
-    w.lastCheckin = now;
+    w.heard(now);
     switch (msg.t) {
       case 'ready':
-        if (w.state === 'booting') {
-          w.state = 'ready';
-          w.readyAt = now;
-        }
+        w.ready(now);
         break;
       case 'hb':
-        w.rss = msg.rss;
-        w.firstRss ||= msg.rss;
-        w.inflight = msg.inflight;
-        w.busy = msg.busy;
+        w.heartbeat(msg);
         if (msg.m) this.metrics.workerReported(w, msg.m);
         break;
       case 'retire':
-        if (w.state === 'ready' && w.generation === this.current && this.phase === 'running') {
-          w.state = 'retiring';
-          w.retireReason = msg.reason;
-          this.d.log.info(`${w.name} asks to be replaced (${msg.reason})`);
-        }
+        this.retireAsked(w, msg.reason);
         break;
       case 'conns':
-        w.kept = msg.kept;
+        w.connsReported(msg.kept);
         this.balancer.noteReport();
         break;
       case 'boot-failed':
-        w.bootFailure = { kind: msg.kind, message: msg.message };
+        w.bootFailed({ kind: msg.kind, message: msg.message });
         break;
     }
     this.wake();
   }
 
+  /**
+   * A worker asks to be replaced. While it serves, its replacement is started first (no
+   * capacity dip). Before it is ready (an uncaught exception in the app's init) it is a failed
+   * boot: an app that throws while starting will likely throw again, so the usual back-off
+   * applies, and at start the usual limit (exit 3) instead of a respawn loop; at a reload the
+   * reload fails and the old generation keeps serving. It is killed at once: it never served.
+   */
+  private retireAsked(w: WorkerHandle, reason: RetireReason): void {
+    const live = w.generation === this.current || w.generation === this.pending;
+    if (this.phase === 'stopping' || !live) return;
+    if (w.state === 'booting') {
+      this.d.log.error(`${w.name} asks to be replaced (${reason}) before it was ready; killing it`);
+      return w.kill({ kind: 'boot-crash', reason });
+    }
+    if (w.retire({ kind: 'asked', reason })) this.d.log.info(`${w.name} asks to be replaced (${reason})`);
+  }
+
   private handleExit(w: WorkerHandle, now: number): void {
-    w.reaped = true;
     this.workers.delete(w);
-    const was = w.state;
-    w.state = 'dead';
-    this.metrics.workerExited(w, exitReasonOf(w, was));
+    w.reap();
+    const was = w.exitedWhile;
+    const { reason, message, level } = exitOutcome(w);
+    this.metrics.workerExited(w, reason);
     const gen = w.generation;
     const live = gen === this.current || gen === this.pending;
-    // The exit code is the fallback when the worker's last message (boot-failed) was lost.
-    if (was === 'booting' && !w.bootFailure && w.exit?.code === WORKER_EXIT.APP_LOAD) {
-      w.bootFailure = { kind: 'load', message: `${w.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)` };
-    }
-    const { message, level } = describeExit(w, was);
     if (!live && was !== 'draining' && this.phase !== 'stopping') {
       // Its generation was abandoned (a failed reload) before it could be told to drain.
       this.d.log.warn(`${message} (generation ${w.gen} was abandoned)`);
@@ -457,22 +450,22 @@ export class Master {
     for (const w of this.workers) {
       const cfg = w.config;
       switch (w.overdue(now)) {
-        case 'kill':
-          this.d.log.warn(`${w.name} still running ${((now - (w.stopAskedAt ?? now)) / 1000).toFixed(1)} s after it was told to stop (${w.stopReason}); killing it`);
-          w.signal('SIGKILL');
+        case 'kill': {
+          const why = w.stopCause && stopText(w.stopCause, w.retireCause);
+          this.d.log.warn(`${w.name} still running ${((now - (w.stopAskedAt ?? now)) / 1000).toFixed(1)} s after it was told to stop (${why}); killing it`);
+          w.kill();
           break;
+        }
         case 'boot-timeout':
-          w.bootFailure ??= { kind: 'init', message: `not ready within boot-timeout (${cfg.bootTimeout} s)` };
           this.d.log.error(`${w.name} not ready after ${cfg.bootTimeout} s (boot-timeout); killing it`);
-          w.signal('SIGKILL');
+          w.kill({ kind: 'boot-timeout', seconds: cfg.bootTimeout });
           break;
         case 'silent': {
           const busy = w.busy
             ? `; at its last check-in it was handling ${w.busy.method} ${w.busy.url} (for ${(w.busy.forMs / 1000).toFixed(1)} s)`
             : `; no request was in progress at its last check-in`;
           this.d.log.error(`${w.name} silent for ${((now - w.lastCheckin) / 1000).toFixed(1)} s (timeout ${cfg.timeout} s: event loop blocked?)${busy}; killing it`);
-          w.stopReason = 'timeout';
-          w.signal('SIGKILL');
+          w.kill({ kind: 'heartbeat-missed' });
           break;
         }
         case undefined:
@@ -485,13 +478,13 @@ export class Master {
 
   private retireForMemory(w: WorkerHandle, now: number): void {
     const cfg = w.config;
-    w.state = 'retiring';
-    w.retireReason = `memory: RSS ${Math.round(w.rss / 1048576)} MiB above max-memory ${Math.round(cfg.maxMemory / 1048576)} MiB`;
+    const cause = { kind: 'memory', rss: w.rss, max: cfg.maxMemory } as const;
+    if (!w.retire(cause)) return;
     // Over the ceiling at its first check-in: the ceiling is below what the app needs to
     // start, and replacing it again and again would only churn. Back off and say so.
     const atBoot = w.firstRss > cfg.maxMemory;
     if (atBoot) w.generation.recordFailure(w.slot, now);
-    this.d.log.warn(`${w.name} ${w.retireReason}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
+    this.d.log.warn(`${w.name} ${retireText(cause)}; replacing it${atBoot ? ' (it started above the ceiling: max-memory is too low for this app)' : ''}`);
   }
 
   /**
@@ -508,7 +501,7 @@ export class Master {
         const booting = inSlot.filter((w) => w.state === 'booting');
         const serving = inSlot.filter((w) => w.serving).sort((a, b) => a.spawnedAt - b.spawnedAt);
         const newest = serving[serving.length - 1];
-        for (const old of serving.slice(0, -1)) old.drain(now, `replaced (${old.retireReason ?? 'superseded'})`);
+        for (const old of serving.slice(0, -1)) old.drain(now, { kind: 'replaced' });
         const needed = !newest || newest.state === 'retiring';
         if (needed && booting.length === 0 && gen.mayRespawn(slot, now)) this.spawn(gen, slot, now);
       }
@@ -516,6 +509,11 @@ export class Master {
   }
 
   // ---- helpers -------------------------------------------------------------------------
+
+  /** The one count of ready workers, for STATUS=, /readyz and a reload's progress (see WorkerHandle.serving). */
+  private readyIn(gen: Generation): number {
+    return this.genWorkers(gen).filter((w) => w.serving).length;
+  }
 
   private genWorkers(gen: Generation): WorkerHandle[] {
     return [...this.workers].filter((w) => w.generation === gen && w.alive);
@@ -530,8 +528,8 @@ export class Master {
   private status(): string {
     return statusLine({
       phase: this.phase,
-      current: this.current && { id: this.current.id, target: this.current.target, ready: this.genWorkers(this.current).filter((w) => w.state !== 'booting').length },
-      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.genWorkers(this.pending).filter((w) => w.state === 'ready').length },
+      current: this.current && { id: this.current.id, target: this.current.target, ready: this.readyIn(this.current) },
+      pending: this.pending && { id: this.pending.id, target: this.pending.target, ready: this.readyIn(this.pending) },
       draining: [...this.workers].filter((w) => w.state === 'draining').length,
       lastReload: this.lastReload,
       drainInMs: this.stopping()?.drainInMs,
@@ -545,7 +543,7 @@ export class Master {
       phase: this.phase,
       generation: serving?.id ?? 0,
       desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers,
-      serving: serving && { ready: this.genWorkers(serving).filter((w) => w.serving).length, target: serving.target },
+      serving: serving && { ready: this.readyIn(serving), target: serving.target },
       lastReload: this.lastReload,
       now: this.rt.now(),
       lastTickAt: this.lastTickAt,
@@ -573,7 +571,7 @@ export class Master {
     // +1: a deadline is overdue only once strictly passed.
     for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
     if (this.d.logs.access?.kind === 'file') next = Math.min(next, Math.max(now + 1, this.d.logs.access.files.nextCheckAt()));
-    for (const gen of [this.current, this.pending]) for (const t of gen?.notBefore.values() ?? []) if (t > now) next = Math.min(next, t);
+    for (const gen of [this.current, this.pending]) if (gen) next = Math.min(next, gen.nextRespawnAt(now));
     return next;
   }
 

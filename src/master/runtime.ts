@@ -4,7 +4,7 @@
  */
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import type { WorkerProcess } from './worker-handle.js';
-import type { MasterLogs } from './worker-logs.js';
+import type { MasterLogs } from './master-logs.js';
 
 export const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
 export type Sig = (typeof HANDLED_SIGNALS)[number];

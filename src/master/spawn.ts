@@ -6,7 +6,7 @@ import { CorralError } from '../errors.js';
 import { workerFds, workerStdio } from '../ipc/fds.js';
 import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
-import { attachWorkerLogs, type MasterLogs } from './worker-logs.js';
+import { attachWorkerLogs, type MasterLogs } from './master-logs.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 

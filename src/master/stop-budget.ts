@@ -1,7 +1,7 @@
 import { describeSource, type Resolution } from '../config/resolve.js';
 
 /** What the master needs after the last worker was killed at graceful-timeout: reap, flush logs, exit. */
-export const STOP_MARGIN_S = 2;
+const STOP_MARGIN_S = 2;
 
 /**
  * The warning to log when a stop (shutdown-delay, then the drain bounded by graceful-timeout)

@@ -1,4 +1,6 @@
 import type { BusyWith, MasterMessage, WorkerMessage } from '../ipc/messages.js';
+import { WORKER_EXIT } from '../exit-codes.js';
+import { stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
 
 /**
@@ -12,6 +14,7 @@ import type { Generation } from './generation.js';
  *
  * `retiring` still serves: its replacement is started first and it is drained once that
  * one is ready, so capacity never dips. Any state may go to `dead` (a crash, a kill).
+ * Only the handle's own methods move it along; the master reads it and decides.
  */
 export type WorkerState = 'booting' | 'ready' | 'retiring' | 'draining' | 'dead';
 
@@ -28,42 +31,48 @@ export interface WorkerProcess {
 }
 
 /** How long a fast shutdown waits for a worker before SIGKILL. */
-export const FAST_KILL_MS = 2000;
+const FAST_KILL_MS = 2000;
 
 /** Why the master must act on a worker now (see `overdue`). */
-export type Overdue = 'kill' | 'boot-timeout' | 'silent';
+type Overdue = 'kill' | 'boot-timeout' | 'silent';
+
+/** Why a worker could not boot, as it said (or as its exit code or the master's kill says). */
+interface BootFailure {
+  kind: 'load' | 'init' | 'listen';
+  message: string;
+}
+
+/** What a heartbeat tells of a worker. */
+interface Checkin {
+  rss: number;
+  inflight: number;
+  busy?: BusyWith | undefined;
+}
 
 /**
  * The master's view of one worker process: identity, state, and the clocks that decide
  * when it is too slow to boot, too silent, or must be killed. It holds its generation, and
  * so the configuration it was started with, whatever the master serves now. Times are
- * monotonic ms.
+ * monotonic ms. Every field is read-only outside: the methods below are the transitions.
  */
-export class WorkerHandle {
-  state: WorkerState = 'booting';
+export class WorkerHandle implements ExitedWorker {
+  #state: WorkerState = 'booting';
   readonly spawnedAt: number;
-  readyAt = 0;
-  lastCheckin: number;
-  rss = 0;
-  /** Requests in flight at its last check-in. */
-  inflight = 0;
-  /** RSS at the first check-in: what the app needs just to start. */
-  firstRss = 0;
-  /** Kept (reused) connections it holds, as last reported; null until the first report. */
-  kept: number | null = null;
-  busy: BusyWith | undefined;
-  /** When the master asked it to stop (drain or fast stop). */
-  stopAskedAt: number | undefined;
-  /** SIGKILL is sent at this time once it was asked to stop. */
-  killAt = Infinity;
-  /** Why the master stopped it, for the exit log line. */
-  stopReason: string | undefined;
-  retireReason: string | undefined;
-  bootFailure: { kind: 'load' | 'init' | 'listen'; message: string } | undefined;
-  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  /** The exit was noticed and handled by the loop. */
-  reaped = false;
-  killedBy: NodeJS.Signals | undefined;
+  #readyAt = 0;
+  #lastCheckin: number;
+  #rss = 0;
+  #inflight = 0;
+  #firstRss = 0;
+  #kept: number | null = null;
+  #busy: BusyWith | undefined;
+  #stopAskedAt: number | undefined;
+  #killAt = Infinity;
+  #retireCause: RetireCause | undefined;
+  #stopCause: StopCause | undefined;
+  #bootFailure: BootFailure | undefined;
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #exitedWhile: Exclude<WorkerState, 'dead'> | undefined;
+  #killedBy: NodeJS.Signals | undefined;
 
   constructor(
     readonly child: WorkerProcess,
@@ -72,8 +81,36 @@ export class WorkerHandle {
     now: number,
   ) {
     this.spawnedAt = now;
-    this.lastCheckin = now;
+    this.#lastCheckin = now;
   }
+
+  // ---- what the master reads ----------------------------------------------------------
+
+  get state(): WorkerState { return this.#state; }
+  get readyAt(): number { return this.#readyAt; }
+  get lastCheckin(): number { return this.#lastCheckin; }
+  get rss(): number { return this.#rss; }
+  /** Requests in flight at its last check-in. */
+  get inflight(): number { return this.#inflight; }
+  /** RSS at the first check-in: what the app needs just to start. */
+  get firstRss(): number { return this.#firstRss; }
+  /** Kept (reused) connections it holds, as last reported; null until the first report. */
+  get kept(): number | null { return this.#kept; }
+  /** The request it was busy with at its last check-in. */
+  get busy(): BusyWith | undefined { return this.#busy; }
+  /** When the master asked it to stop (drain or fast stop). */
+  get stopAskedAt(): number | undefined { return this.#stopAskedAt; }
+  /** Why it is to be replaced while it still serves. */
+  get retireCause(): RetireCause | undefined { return this.#retireCause; }
+  /** Why the master stopped or killed it: the first decision holds. */
+  get stopCause(): StopCause | undefined { return this.#stopCause; }
+  get bootFailure(): BootFailure | undefined { return this.#bootFailure; }
+  /** Its exit status, once it exited. */
+  get exit(): { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined { return this.#exit; }
+  /** Its state when the master handled its exit. */
+  get exitedWhile(): Exclude<WorkerState, 'dead'> | undefined { return this.#exitedWhile; }
+  /** The signal corral killed it with, if it did. */
+  get killedBy(): NodeJS.Signals | undefined { return this.#killedBy; }
 
   get gen(): number {
     return this.generation.id;
@@ -93,12 +130,112 @@ export class WorkerHandle {
 
   /** The process has not exited. */
   get alive(): boolean {
-    return this.exit === undefined;
+    return this.#exit === undefined;
   }
 
-  /** Serving requests: counts toward its generation's capacity. */
+  /**
+   * Serving requests: counts toward its generation's capacity. This is what "ready" means
+   * everywhere (STATUS=, /readyz, a reload's progress): a draining worker no longer counts.
+   */
   get serving(): boolean {
-    return this.state === 'ready' || this.state === 'retiring';
+    return this.#state === 'ready' || this.#state === 'retiring';
+  }
+
+  // ---- what the worker says -----------------------------------------------------------
+
+  /** Any message is a sign of life. */
+  heard(now: number): void {
+    this.#lastCheckin = now;
+  }
+
+  /** The worker listens: booting -> ready (unless it was killed meanwhile: it will not serve). */
+  ready(now: number): void {
+    if (this.#state !== 'booting' || this.#killedBy) return;
+    this.#state = 'ready';
+    this.#readyAt = now;
+  }
+
+  heartbeat(c: Checkin): void {
+    this.#rss = c.rss;
+    this.#firstRss ||= c.rss;
+    this.#inflight = c.inflight;
+    this.#busy = c.busy;
+  }
+
+  connsReported(kept: number): void {
+    this.#kept = kept;
+  }
+
+  bootFailed(f: BootFailure): void {
+    this.#bootFailure = f;
+  }
+
+  // ---- what the master decides --------------------------------------------------------
+
+  /** To be replaced: it keeps serving until its replacement is ready. Only a ready worker retires. */
+  retire(cause: RetireCause): boolean {
+    if (this.#state !== 'ready') return false;
+    this.#state = 'retiring';
+    this.#retireCause = cause;
+    return true;
+  }
+
+  /** Asks for a graceful drain, escalating to SIGKILL after its generation's graceful-timeout. */
+  drain(now: number, cause: StopCause): void {
+    if (!this.alive || this.#state === 'draining') return;
+    this.#state = 'draining';
+    this.#stopCause ??= cause;
+    this.#stopAskedAt ??= now;
+    this.#killAt = now + this.config.gracefulTimeout * 1000;
+    if (!this.send({ t: 'drain' })) this.signal('SIGTERM');
+  }
+
+  /** Fast stop: connections are cut, SIGKILL after FAST_KILL_MS at most. */
+  stopFast(now: number, cause: StopCause): void {
+    if (!this.alive) return;
+    this.#state = 'draining';
+    this.#stopCause ??= cause;
+    this.#stopAskedAt ??= now;
+    this.#killAt = Math.min(this.#killAt, now + FAST_KILL_MS);
+    if (!this.send({ t: 'stop' })) this.signal('SIGKILL');
+  }
+
+  /**
+   * SIGKILL now: for `cause` (it is silent, or failed its boot: then that is its boot
+   * failure unless it said why itself), or, without one, because the stop it was asked for
+   * is overdue.
+   */
+  kill(cause?: StopCause): void {
+    if (cause) {
+      this.#stopCause ??= cause;
+      if (this.#state === 'booting') this.#bootFailure ??= { kind: 'init', message: stopText(cause, undefined) };
+    }
+    this.signal('SIGKILL');
+  }
+
+  // ---- what the process does ----------------------------------------------------------
+
+  /** The process exited (the first report holds). */
+  exited(code: number | null, signal: NodeJS.Signals | null): void {
+    this.#exit ??= { code, signal };
+  }
+
+  /** The process could not be started at all (no pid): it counts as exited with 1. */
+  spawnFailed(): void {
+    if (this.pid < 0) this.exited(1, null);
+  }
+
+  /**
+   * The master handles the exit: the state it died in is kept for the exit's cause. With no
+   * boot-failed message (lost with the process), the exit code says whether the app failed to load.
+   */
+  reap(): void {
+    if (this.#state === 'dead') return;
+    if (this.#state === 'booting' && !this.#bootFailure && this.#exit?.code === WORKER_EXIT.APP_LOAD) {
+      this.#bootFailure = { kind: 'load', message: `${this.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)` };
+    }
+    this.#exitedWhile = this.#state;
+    this.#state = 'dead';
   }
 
   send(msg: MasterMessage): boolean {
@@ -112,52 +249,34 @@ export class WorkerHandle {
     }
   }
 
-  /** Asks for a graceful drain, escalating to SIGKILL after its generation's graceful-timeout. */
-  drain(now: number, reason: string): void {
-    if (!this.alive || this.state === 'draining') return;
-    this.state = 'draining';
-    this.stopReason ??= reason;
-    this.stopAskedAt ??= now;
-    this.killAt = now + this.config.gracefulTimeout * 1000;
-    if (!this.send({ t: 'drain' })) this.signal('SIGTERM');
-  }
-
-  /** Fast stop: connections are cut, SIGKILL after FAST_KILL_MS at most. */
-  stopFast(now: number, reason: string): void {
-    if (!this.alive) return;
-    this.state = 'draining';
-    this.stopReason ??= reason;
-    this.stopAskedAt ??= now;
-    this.killAt = Math.min(this.killAt, now + FAST_KILL_MS);
-    if (!this.send({ t: 'stop' })) this.signal('SIGKILL');
-  }
+  // ---- clocks -------------------------------------------------------------------------
 
   /** The next time the master must look at this worker, or Infinity. */
   deadline(): number {
-    if (!this.alive || this.killedBy) return Infinity;
+    if (!this.alive || this.#killedBy) return Infinity;
     const cfg = this.config;
-    let at = this.killAt;
-    if (this.state === 'booting') at = Math.min(at, this.spawnedAt + cfg.bootTimeout * 1000);
-    else if (this.serving && cfg.timeout > 0) at = Math.min(at, this.lastCheckin + cfg.timeout * 1000);
+    let at = this.#killAt;
+    if (this.#state === 'booting') at = Math.min(at, this.spawnedAt + cfg.bootTimeout * 1000);
+    else if (this.serving && cfg.timeout > 0) at = Math.min(at, this.#lastCheckin + cfg.timeout * 1000);
     return at;
   }
 
   /** What is overdue at `now`: the kill after a stop, the boot timeout, or silence. */
   overdue(now: number): Overdue | undefined {
     // Killed already: only its exit is awaited.
-    if (!this.alive || this.killedBy) return undefined;
-    if (now >= this.killAt) return 'kill';
+    if (!this.alive || this.#killedBy) return undefined;
+    if (now >= this.#killAt) return 'kill';
     const cfg = this.config;
-    if (this.state === 'booting' && now - this.spawnedAt > cfg.bootTimeout * 1000) return 'boot-timeout';
-    if (this.serving && cfg.timeout > 0 && now - this.lastCheckin > cfg.timeout * 1000) return 'silent';
+    if (this.#state === 'booting' && now - this.spawnedAt > cfg.bootTimeout * 1000) return 'boot-timeout';
+    if (this.serving && cfg.timeout > 0 && now - this.#lastCheckin > cfg.timeout * 1000) return 'silent';
     return undefined;
   }
 
-  signal(sig: NodeJS.Signals): void {
+  private signal(sig: NodeJS.Signals): void {
     if (!this.alive) return;
     if (sig === 'SIGKILL') {
-      this.killedBy = sig;
-      this.killAt = Infinity;
+      this.#killedBy = sig;
+      this.#killAt = Infinity;
     }
     try {
       this.child.kill(sig);

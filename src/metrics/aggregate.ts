@@ -15,14 +15,14 @@ export interface WorkerRef {
   readonly gen: number;
 }
 
-export interface HttpTotals {
+interface HttpTotals {
   method: string;
   status: number;
   counts: number[];
   sum: number;
 }
 
-export interface AppFamily {
+interface AppFamily {
   name: string;
   help: string;
   type: string;
@@ -46,7 +46,7 @@ const SUMMED = new Set(['counter', 'histogram']);
 const RESERVED = new Set<string>(METRIC_NAMES);
 
 /** An app family that would clash with corral's own (or the master's process metrics) is left out. */
-export function isReservedName(name: string): boolean {
+function isReservedName(name: string): boolean {
   return RESERVED.has(name) || name.startsWith('process_') || name.startsWith('nodejs_');
 }
 

@@ -5,9 +5,9 @@
  * and `corral_*` for the supervisor; base units (seconds, bytes), `_total` on counters.
  */
 
-export type MetricType = 'counter' | 'gauge' | 'histogram';
+type MetricType = 'counter' | 'gauge' | 'histogram';
 
-export interface MetricDef {
+interface MetricDef {
   type: MetricType;
   labels: readonly string[];
   /** Who measures it: the workers (pushed with their heartbeat) or the master itself. */
@@ -29,7 +29,7 @@ export const OTHER_METHOD = '_OTHER';
 export const EXIT_REASONS = ['crash', 'timeout', 'memory', 'max_requests', 'reload', 'scale_down', 'shutdown'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
-export const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
+const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
 export type WorkerMetricState = (typeof WORKER_STATES)[number];
 
 export const METRICS = {

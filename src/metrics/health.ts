@@ -1,7 +1,8 @@
 /** The answers of /livez and /readyz, from the master's latest picture (never from a worker). */
+import type { MasterPhase } from '../master/phase.js';
 
 /** The master loop ticks at least every second; silent this long, it is not healthy. */
-export const LIVE_WINDOW_MS = 5000;
+const LIVE_WINDOW_MS = 5000;
 
 export interface HealthAnswer {
   ok: boolean;
@@ -14,8 +15,8 @@ export function liveness(lastTickAt: number, now: number): HealthAnswer {
   return { ok: sinceMs < LIVE_WINDOW_MS, body: { live: sinceMs < LIVE_WINDOW_MS, lastTickMs: sinceMs } };
 }
 
-export interface ReadinessInput {
-  phase: 'starting' | 'running' | 'stopping';
+interface ReadinessInput {
+  phase: MasterPhase;
   /** The generation that serves: its ready workers and how many it should have. */
   serving: { ready: number; target: number } | undefined;
   /** During a shutdown delay: how long until the drain starts (the workers still serve). */

@@ -4,6 +4,7 @@
  * /metrics, /readyz or `corral status` is asked. Nothing here waits on a worker.
  */
 import type { WorkerFigures } from '../ipc/messages.js';
+import type { MasterPhase } from '../master/phase.js';
 import { FiguresStore, type WorkerRef } from './aggregate.js';
 import { DURATION_BUCKETS, EXIT_REASONS, METRICS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
 import { liveness, readiness, type HealthAnswer } from './health.js';
@@ -22,7 +23,7 @@ export interface WorkerView extends WorkerRef {
 }
 
 export interface MasterView {
-  phase: 'starting' | 'running' | 'stopping';
+  phase: MasterPhase;
   /** The serving generation's number (0 before the first serves). */
   generation: number;
   /** Workers the serving (or, at start, the booting) generation should have. */
@@ -40,26 +41,12 @@ export interface MasterView {
 }
 
 export interface StatusDoc {
-  master: { pid: number; uptimeS: number; phase: string; generation: number; workersDesired: number; lastReload: string; requests: number };
+  master: { pid: number; uptimeS: number; phase: MasterPhase; generation: number; workersDesired: number; lastReload: string; requests: number };
   listeners: Array<{ label: string; queue: number | null; limit: number | null }>;
   workers: Array<{
     slot: number; pid: number; generation: number; state: string; uptimeS: number; requests: number; inflight: number;
     rssBytes: number; eventLoopDelayS: number | null; lastCheckinS: number;
   }>;
-}
-
-/** Why a worker exited, as the `reason` label of corral_worker_exits_total. */
-export function exitReasonOf(w: { stopReason?: string | undefined; retireReason?: string | undefined; killedBy?: NodeJS.Signals | undefined }, was: string): ExitReason {
-  const stop = w.stopReason ?? '';
-  if (stop === 'timeout' || (was === 'booting' && w.killedBy === 'SIGKILL')) return 'timeout';
-  if (was !== 'draining') return 'crash';
-  if (stop.startsWith('shutdown') || stop === 'fast shutdown' || stop === 'SIGINT') return 'shutdown';
-  if (stop === 'TTOU') return 'scale_down';
-  const retire = w.retireReason ?? '';
-  if (retire === 'max-requests') return 'max_requests';
-  if (retire.startsWith('memory')) return 'memory';
-  if (retire === 'uncaught exception') return 'crash';
-  return 'reload';
 }
 
 function metricState(state: string): WorkerMetricState | undefined {

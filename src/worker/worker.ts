@@ -8,7 +8,8 @@ import { Server as NetServer } from 'node:net';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import type { Logger } from '../logging/logger.js';
-import { WORKER_EXIT, type MasterMessage, type WorkerMessage, type WorkerSpec } from '../ipc/messages.js';
+import { WORKER_EXIT } from '../exit-codes.js';
+import type { MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
 import { AppLoadError, loadApp, parseAppRef, type Handler, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { wrapHandler } from './request-handler.js';
@@ -108,7 +109,7 @@ export class Worker {
     this.access?.reopen(path);
   }
 
-  private retire(reason: string): void {
+  private retire(reason: RetireReason): void {
     if (this.retireAsked) return;
     this.retireAsked = true;
     this.send({ t: 'retire', reason });

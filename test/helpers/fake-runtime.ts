@@ -11,7 +11,7 @@ import type { MasterRuntime } from '../../src/master/runtime.js';
 import type { Notifier } from '../../src/systemd/notify.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
 import type { WorkerProcess } from '../../src/master/worker-handle.js';
-import type { MasterLogs } from '../../src/master/worker-logs.js';
+import type { MasterLogs } from '../../src/master/master-logs.js';
 
 let nextPid = 1000;
 

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Corral, serveHello } from '../helpers/corral.js';
 import { get, load } from '../helpers/http.js';
+import { app } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 
 const started: Corral[] = [];
 after(() => started.forEach((c) => c.kill()));
@@ -81,6 +86,31 @@ describe('supervision', () => {
     assert.equal(c.lines.filter((l) => /replacing it/.test(l)).length, 1);
     c.signal('SIGQUIT');
     assert.equal((await c.waitExit()).code, 0);
+  });
+
+  test('a worker whose init throws an uncaught exception is replaced, not left serving', async () => {
+    const port = await freePort();
+    const mark = join(mkdtempSync(join(tmpdir(), 'corral-throw-once-')), 'thrown');
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', app('throws-during-init.mjs')], { env: { THROW_ONCE: mark } });
+    started.push(c);
+    await c.waitForLine(/asks to be replaced \(uncaught exception\) before it was ready; killing it/);
+    await c.waitReady();
+    const thrower = Number(readFileSync(mark, 'utf8'));
+    await until('the worker that threw is gone', async () => !(await c.workerPids()).includes(thrower));
+    const r = await get({ port });
+    assert.equal(r.status, 200);
+    assert.notEqual(Number(r.body), thrower, 'a fresh worker serves');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
+  test('an init that throws an uncaught exception at every boot ends the start with exit 3', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', app('throws-during-init.mjs')]);
+    started.push(c);
+    const exit = await c.waitExit(30_000);
+    assert.equal(exit.code, 3, c.output);
+    assert.match(c.output, /failed to boot 3 times in a row \(last: asked to be replaced before it was ready \(uncaught exception\)\)/);
   });
 
   test('TTIN adds a worker and TTOU removes one', async () => {

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backoffMs } from '../../src/master/generation.js';
 import { heartbeatMs, requestLimit } from '../../src/master/spawn.js';
-import { statusLine } from '../../src/master/status.js';
+import { restartOnlyWarnings } from '../../src/master/restart-only.js';
+import { statusLine } from '../../src/master/status-line.js';
+import { kebab, SETTING_NAMES, settingOf, type ResolvedConfig } from '../../src/config/settings.js';
+import { resolution } from '../helpers/fake-runtime.js';
 import { parseAppRef } from '../../src/worker/app-loader.js';
 import { Notifier } from '../../src/systemd/notify.js';
 
@@ -33,6 +36,21 @@ describe('master parts', () => {
       statusLine({ phase: 'running', current: { id: 2, target: 4, ready: 4 }, pending: { id: 3, target: 4, ready: 1 }, draining: 0, lastReload: 'none yet' }),
       '4/4 workers serving (generation 2); reloading: generation 3 1/4 ready; last reload: none yet',
     );
+  });
+
+  test('HUP: every restart-only setting that changed gets its own warning; nothing else does', async () => {
+    const running = (await resolution()).config;
+    const changed = (v: unknown): unknown =>
+      Array.isArray(v) ? [...v, 'x'] : typeof v === 'number' ? v + 1 : typeof v === 'boolean' ? !v : `${String(v)}x`;
+    const restartOnly = SETTING_NAMES.filter((n) => settingOf(n).reloadable === false);
+    assert.ok(restartOnly.length >= 13);
+    for (const name of SETTING_NAMES) {
+      const next = { ...running, [name]: changed(running[name]) } as ResolvedConfig;
+      const lines = restartOnlyWarnings(running, next);
+      if (restartOnly.includes(name)) assert.deepEqual(lines, [`${kebab(name)} changed in the configuration, but it needs a restart: the running value is kept until then`]);
+      else assert.deepEqual(lines, [], name);
+    }
+    assert.deepEqual(restartOnlyWarnings(running, { ...running, bind: [...running.bind] }), [], 'an equal list is no change');
   });
 
   test('APP[:EXPORT]', () => {

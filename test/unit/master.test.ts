@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CorralError } from '../../src/errors.js';
 import { Balancer } from '../../src/master/balance.js';
-import { describeExit } from '../../src/master/exit-reason.js';
+import { exitOutcome, type RetireCause, type StopCause } from '../../src/master/exit-cause.js';
 import { Generation } from '../../src/master/generation.js';
 import { WorkerHandle } from '../../src/master/worker-handle.js';
 import { FakeRuntime, resolution, startMaster, type FakeChild, type Harness } from '../helpers/fake-runtime.js';
@@ -172,6 +172,104 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal(servingCount(h), 2);
   });
 
+  test('a booting worker that asks to be replaced (uncaught exception in init) is killed and counted as a failed boot', async () => {
+    const h = await startMaster({ workers: '1' });
+    const first = h.rt.children[0]!;
+    first.say({ t: 'retire', reason: 'uncaught exception' });
+    first.ready(); // init went on and finished: it must not serve
+    await h.rt.settle();
+    assert.ok(first.signals.includes('SIGKILL'), 'killed at once');
+    assert.ok(!h.notes.includes('READY'), 'it never counted as ready');
+    assert.ok(h.lines.some((l) => /asks to be replaced \(uncaught exception\) before it was ready; killing it/.test(l)), h.lines.join('\n'));
+    assert.equal(h.rt.children.length, 1, 'the usual back-off before the next boot');
+    await h.rt.advance(500);
+    const second = h.rt.children[1]!;
+    second.ready();
+    await h.rt.settle();
+    assert.ok(h.notes.includes('READY'), 'the replacement serves');
+    assert.match(h.master.metrics.text(), /corral_worker_exits_total\{reason="crash"\} 1\n/);
+  });
+
+  test('at start, an init that keeps throwing gives up with exit 3 instead of serving a broken worker', async () => {
+    const h = await startMaster({ workers: '1' });
+    for (let i = 0; i < 3; i++) {
+      h.rt.children[i]!.say({ t: 'retire', reason: 'uncaught exception' });
+      await h.rt.advance(500 * 2 ** i);
+    }
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_WORKER_BOOT');
+    assert.match((err as CorralError).message, /asked to be replaced before it was ready \(uncaught exception\)/);
+  });
+
+  test('at a reload, a new worker that asks to be replaced while booting fails the reload; the old generation serves on', async () => {
+    const h = await serving({ workers: '2' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const [a, b] = h.rt.alive(2);
+    b!.ready();
+    a!.say({ t: 'retire', reason: 'uncaught exception' });
+    await h.rt.settle();
+    assert.ok(h.lines.some((l) => /reload #1 failed, previous generation keeps serving: .*asked to be replaced before it was ready/.test(l)), h.lines.join('\n'));
+    assert.equal(h.rt.alive(2).length, 0);
+    assert.ok(h.rt.alive(1).every((c) => !c.got('drain')));
+  });
+
+  test('a ready worker of a generation still booting (a reload) may ask to be replaced too', async () => {
+    const h = await serving({ workers: '2' });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const [a, b] = h.rt.alive(2);
+    a!.ready();
+    a!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    const replacement = h.rt.children.at(-1)!;
+    assert.equal(replacement.gen, 2);
+    assert.equal(replacement.slot, a!.slot, 'its replacement boots');
+    b!.ready();
+    replacement.ready();
+    await h.rt.settle();
+    assert.ok(a!.got('drain'));
+    assert.ok(h.lines.some((l) => /reload #1 done/.test(l)));
+  });
+
+  test('the exit metric is labelled from the recorded cause: max-requests, then a reload', async () => {
+    const h = await serving({ workers: '1' });
+    h.rt.alive(1)[0]!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    h.rt.children.at(-1)!.ready();
+    await h.rt.settle();
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    h.rt.alive(2)[0]!.ready();
+    await h.rt.settle();
+    const text = h.master.metrics.text();
+    assert.match(text, /corral_worker_exits_total\{reason="max_requests"\} 1\n/);
+    assert.match(text, /corral_worker_exits_total\{reason="reload"\} 1\n/);
+    assert.ok(h.lines.some((l) => /stopped \(replaced \(max-requests\)\)/.test(l)));
+    assert.ok(h.lines.some((l) => /stopped \(replaced by generation 2\)/.test(l)));
+  });
+
+  test('"ready" is counted once: STATUS= and /readyz agree, a draining worker counts in neither', async () => {
+    const h = await serving({ workers: '2' });
+    const [, b] = h.rt.alive(1);
+    b!.exitOnStop = false;
+    h.rt.signal('SIGTTOU');
+    await h.rt.settle();
+    assert.ok(b!.got('drain'));
+    assert.match(h.notes.at(-1)!, /^STATUS=1\/1 workers serving \(generation 1\); 1 draining;/);
+    assert.deepEqual(h.master.metrics.ready(), { ok: true, body: { ready: '1/1', stopping: false } });
+  });
+
+  test('HUP warns once per restart-only setting that changed, naming it; reloadable ones are applied quietly', async () => {
+    const h = await serving({ workers: '1' });
+    h.nextReload = () => resolution({ workers: '1', backlog: '128', metricsBind: '127.0.0.1:9999', timeout: '7', bind: ['127.0.0.1:1'] });
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const warned = h.lines.filter((l) => /needs a restart/.test(l));
+    assert.deepEqual(warned.map((l) => l.split(' ')[0]).sort(), ['backlog', 'bind', 'metrics-bind']);
+    assert.ok(warned.every((l) => /changed in the configuration, but it needs a restart/.test(l)));
+  });
+
   test('a worker crashing while serving is replaced at once, then with back-off when it keeps crashing', async () => {
     const h = await serving({ workers: '1', timeout: '0' });
     await h.rt.advance(20_000); // served long enough to count as healthy
@@ -240,36 +338,97 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
   });
 });
 
-describe('describeExit', () => {
-  const gen = async () => new Generation(1, await resolution());
-  const handle = async (exit: { code: number | null; signal: NodeJS.Signals | null }) => {
-    const w = new WorkerHandle(new FakeRuntime().spawn({} as never), await gen(), 1, 0);
-    w.exit = exit;
+describe('exit cause: the log line and the metric label both come from the cause the master recorded', () => {
+  const handle = async (state: 'booting' | 'ready' = 'ready') => {
+    const rt = new FakeRuntime();
+    const w = new WorkerHandle(rt.spawn({} as never), new Generation(1, await resolution()), 1, 0);
+    (w.child as FakeChild).exitOnStop = false;
+    if (state === 'ready') w.ready(1);
     return w;
   };
+  const end = (w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => {
+    w.exited(code, signal);
+    w.reap();
+    return exitOutcome(w);
+  };
 
-  test('a drained worker stopped cleanly', async () => {
-    const w = await handle({ code: 0, signal: null });
-    w.stopReason = 'TTOU';
-    assert.deepEqual(describeExit(w, 'draining'), { message: `${w.name} stopped (TTOU)`, level: 'info' });
+  test('drained at a stop, TTOU, a reload, a failed reload: stopped cleanly, each its label', async () => {
+    const cases: Array<[StopCause, string, string]> = [
+      [{ kind: 'shutdown', sig: 'SIGTERM' }, 'stopped (shutdown (SIGTERM))', 'shutdown'],
+      [{ kind: 'fast-shutdown' }, 'stopped (fast shutdown)', 'shutdown'],
+      [{ kind: 'scale-down' }, 'stopped (TTOU)', 'scale_down'],
+      [{ kind: 'reload', gen: 2 }, 'stopped (replaced by generation 2)', 'reload'],
+      [{ kind: 'reload-failed', gen: 3 }, 'stopped (generation 3 failed to boot)', 'reload'],
+      [{ kind: 'replaced' }, 'stopped (replaced (superseded))', 'reload'],
+    ];
+    for (const [cause, line, label] of cases) {
+      const w = await handle();
+      w.drain(10, cause);
+      assert.deepEqual(end(w, 0, null), { reason: label, message: `${w.name} ${line}`, level: 'info' }, cause.kind);
+    }
   });
 
-  test('an unexplained SIGKILL hints at the OOM killer; a segfault at a native addon', async () => {
-    assert.match(describeExit(await handle({ code: null, signal: 'SIGKILL' }), 'ready').message, /perhaps out of memory/);
-    assert.match(describeExit(await handle({ code: null, signal: 'SIGSEGV' }), 'ready').message, /native addon/);
+  test('replaced after retiring: the label says why it retired, whatever the words', async () => {
+    const cases: Array<[RetireCause, string, string]> = [
+      [{ kind: 'asked', reason: 'max-requests' }, 'replaced (max-requests)', 'max_requests'],
+      [{ kind: 'asked', reason: 'uncaught exception' }, 'replaced (uncaught exception)', 'crash'],
+      [{ kind: 'memory', rss: 600 * 1048576, max: 512 * 1048576 }, 'replaced (memory: RSS 600 MiB above max-memory 512 MiB)', 'memory'],
+    ];
+    for (const [cause, why, label] of cases) {
+      const w = await handle();
+      assert.ok(w.retire(cause));
+      assert.equal(w.state, 'retiring');
+      w.drain(10, { kind: 'replaced' });
+      assert.deepEqual(end(w, 0, null), { reason: label, message: `${w.name} stopped (${why})`, level: 'info' });
+    }
+    // A retiring worker drained by a stop counts as a shutdown, as it always did.
+    const w = await handle();
+    w.retire({ kind: 'asked', reason: 'max-requests' });
+    w.drain(10, { kind: 'shutdown', sig: 'SIGQUIT' });
+    assert.equal(end(w, 0, null).reason, 'shutdown');
   });
 
-  test('a kill by corral says so and why', async () => {
-    const w = await handle({ code: null, signal: 'SIGKILL' });
-    w.killedBy = 'SIGKILL';
-    w.stopReason = 'timeout';
-    assert.deepEqual(describeExit(w, 'ready'), { message: `${w.name} was killed by corral (timeout)`, level: 'error' });
+  test('killed by corral: a missed heartbeat or the boot timeout is a timeout; a drain overrun keeps its cause', async () => {
+    const silent = await handle();
+    silent.kill({ kind: 'heartbeat-missed' });
+    assert.deepEqual(end(silent, null, 'SIGKILL'), { reason: 'timeout', message: `${silent.name} was killed by corral (timeout)`, level: 'error' });
+    const slow = await handle('booting');
+    slow.kill({ kind: 'boot-timeout', seconds: 5 });
+    assert.equal(slow.bootFailure?.message, 'not ready within boot-timeout (5 s)');
+    assert.deepEqual(end(slow, null, 'SIGKILL'), { reason: 'timeout', message: `${slow.name} was killed by corral (not ready within boot-timeout (5 s))`, level: 'error' });
+    const stuck = await handle();
+    stuck.drain(0, { kind: 'scale-down' });
+    stuck.kill();
+    assert.deepEqual(end(stuck, null, 'SIGKILL'), { reason: 'scale_down', message: `${stuck.name} was killed by corral (TTOU)`, level: 'warn' });
   });
 
-  test('a failed boot carries its reason', async () => {
-    const w = await handle({ code: 3, signal: null });
-    w.bootFailure = { kind: 'init', message: 'app init failed: db down' };
-    assert.match(describeExit(w, 'booting').message, /exited with code 3 before it was ready: app init failed: db down/);
+  test('asking to be replaced while booting is a failed boot, labelled a crash (not the timeout a boot kill used to mean)', async () => {
+    const w = await handle('booting');
+    w.kill({ kind: 'boot-crash', reason: 'uncaught exception' });
+    w.ready(5);
+    assert.equal(w.state, 'booting', 'a worker killed while booting never turns ready');
+    assert.deepEqual(end(w, null, 'SIGKILL'), {
+      reason: 'crash', message: `${w.name} was killed by corral (asked to be replaced before it was ready (uncaught exception))`, level: 'error',
+    });
+  });
+
+  test('nothing decided: the exit status explains it, with a hint where the cause is likely outside corral', async () => {
+    const oom = await handle();
+    assert.deepEqual(end(oom, null, 'SIGKILL'), {
+      reason: 'crash', level: 'error',
+      message: `${oom.name} was killed by SIGKILL while serving (perhaps out of memory: see \`journalctl -k\` for the OOM killer, or MemoryMax= in the unit); replacing it`,
+    });
+    assert.match(end(await handle(), null, 'SIGSEGV').message, /native addon/);
+    assert.match(end(await handle(), null, 'SIGABRT').message, /heap limit/);
+    const boot = await handle('booting');
+    boot.bootFailed({ kind: 'init', message: 'app init failed: db down' });
+    assert.deepEqual(end(boot, 3, null), { reason: 'crash', message: `${boot.name} exited with code 3 before it was ready: app init failed: db down`, level: 'error' });
+  });
+
+  test('a lost boot-failed message: exit code 4 alone says the app failed to load', async () => {
+    const w = await handle('booting');
+    end(w, 4, null);
+    assert.equal(w.bootFailure?.kind, 'load');
   });
 });
 
@@ -279,7 +438,7 @@ describe('Balancer', () => {
     const rt = new FakeRuntime();
     return kept.map((k, i) => {
       const w = new WorkerHandle(rt.spawn({} as never), g, i + 1, 0);
-      w.kept = k;
+      if (k !== null) w.connsReported(k);
       return w;
     });
   };

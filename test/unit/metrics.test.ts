@@ -6,7 +6,7 @@ import { FiguresStore } from '../../src/metrics/aggregate.js';
 import { DURATION_BUCKETS } from '../../src/metrics/definitions.js';
 import { liveness, readiness } from '../../src/metrics/health.js';
 import { ListenQueues, parseProcNetTcp, socketInode } from '../../src/metrics/listen-queue.js';
-import { exitReasonOf, MasterMetrics, type MasterView, type WorkerView } from '../../src/metrics/master-metrics.js';
+import { MasterMetrics, type MasterView, type WorkerView } from '../../src/metrics/master-metrics.js';
 import { renderFamily } from '../../src/metrics/text.js';
 import { RequestMetrics } from '../../src/worker/metrics.js';
 
@@ -166,25 +166,6 @@ describe('aggregation over workers', () => {
     assert.deepEqual(fams.map((f) => f.name), ['job_seconds']);
     assert.deepEqual(fams[0]!.samples.map((x) => x.value), [5, 5, 2.5, 5]);
   });
-});
-
-describe('exit reasons', () => {
-  const cases: Array<[Parameters<typeof exitReasonOf>[0], string, string]> = [
-    [{}, 'ready', 'crash'],
-    [{ stopReason: 'timeout', killedBy: 'SIGKILL' }, 'ready', 'timeout'],
-    [{ killedBy: 'SIGKILL' }, 'booting', 'timeout'],
-    [{}, 'booting', 'crash'],
-    [{ stopReason: 'shutdown (SIGTERM)' }, 'draining', 'shutdown'],
-    [{ stopReason: 'fast shutdown' }, 'draining', 'shutdown'],
-    [{ stopReason: 'TTOU' }, 'draining', 'scale_down'],
-    [{ stopReason: 'replaced by generation 2' }, 'draining', 'reload'],
-    [{ stopReason: 'replaced (max-requests)', retireReason: 'max-requests' }, 'draining', 'max_requests'],
-    [{ stopReason: 'replaced (memory: RSS ...)', retireReason: 'memory: RSS 600 MiB above max-memory 512 MiB' }, 'draining', 'memory'],
-    [{ stopReason: 'replaced (uncaught exception)', retireReason: 'uncaught exception' }, 'draining', 'crash'],
-  ];
-  for (const [wk, was, want] of cases) {
-    test(`${JSON.stringify(wk)} while ${was} -> ${want}`, () => assert.equal(exitReasonOf(wk, was), want));
-  }
 });
 
 describe('/livez and /readyz', () => {

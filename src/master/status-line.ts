@@ -1,5 +1,7 @@
-export interface StatusInput {
-  phase: 'starting' | 'running' | 'stopping';
+import type { MasterPhase } from './phase.js';
+
+interface StatusInput {
+  phase: MasterPhase;
   current: { id: number; target: number; ready: number } | undefined;
   pending: { id: number; target: number; ready: number } | undefined;
   draining: number;

@@ -1,0 +1,123 @@
+/**
+ * Why a worker stopped, decided once. The master records a typed cause on the handle at the
+ * moment it decides (replace, drain, kill); when the worker exits, this file derives both the
+ * log line and the `reason` label of corral_worker_exits_total from that cause, and falls
+ * back on the exit status only when the master decided nothing (a crash). No label is ever
+ * read back out of a log line, so rewording a line cannot change a metric.
+ */
+import type { RetireReason } from '../ipc/messages.js';
+import type { ExitReason } from '../metrics/definitions.js';
+import type { Sig } from './runtime.js';
+import type { WorkerState } from './worker-handle.js';
+
+/** Why a serving worker is to be replaced (it keeps serving until its replacement is ready). */
+export type RetireCause =
+  /** The worker asked: it reached max-requests, or the app threw an uncaught exception. */
+  | { kind: 'asked'; reason: RetireReason }
+  /** Its RSS went above max-memory (bytes). */
+  | { kind: 'memory'; rss: number; max: number };
+
+/** Why the master told a worker to stop, or killed it. */
+export type StopCause =
+  /** A newer worker of its slot serves (after it was retired, or it was simply superseded). */
+  | { kind: 'replaced' }
+  /** Its generation was replaced by a reload. */
+  | { kind: 'reload'; gen: number }
+  /** Its generation (a reload) failed to boot: the rest of it goes. */
+  | { kind: 'reload-failed'; gen: number }
+  /** Drained at a stop (TERM/QUIT). */
+  | { kind: 'shutdown'; sig: Sig }
+  /** Connections cut: INT, a second TERM during the drain, or a failed start. */
+  | { kind: 'fast-shutdown' }
+  /** TTOU: its slot is no longer wanted. */
+  | { kind: 'scale-down' }
+  /** No check-in within timeout: killed. */
+  | { kind: 'heartbeat-missed' }
+  /** Not ready within boot-timeout (seconds): killed. */
+  | { kind: 'boot-timeout'; seconds: number }
+  /** Asked to be replaced before it was ready: killed, and counted as a failed boot. */
+  | { kind: 'boot-crash'; reason: RetireReason };
+
+/** What the master knows of a worker once it has exited (a WorkerHandle). */
+export interface ExitedWorker {
+  readonly name: string;
+  /** Its state when the exit was handled. */
+  readonly exitedWhile: Exclude<WorkerState, 'dead'> | undefined;
+  readonly exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
+  readonly killedBy: NodeJS.Signals | undefined;
+  readonly retireCause: RetireCause | undefined;
+  readonly stopCause: StopCause | undefined;
+  readonly bootFailure: { readonly message: string } | undefined;
+}
+
+const MiB = (bytes: number) => Math.round(bytes / 1048576);
+
+export function retireText(c: RetireCause): string {
+  return c.kind === 'asked' ? c.reason : `memory: RSS ${MiB(c.rss)} MiB above max-memory ${MiB(c.max)} MiB`;
+}
+
+/** The cause in a few words, as the log lines put it in parentheses. */
+export function stopText(c: StopCause, retired: RetireCause | undefined): string {
+  switch (c.kind) {
+    case 'replaced': return `replaced (${retired ? retireText(retired) : 'superseded'})`;
+    case 'reload': return `replaced by generation ${c.gen}`;
+    case 'reload-failed': return `generation ${c.gen} failed to boot`;
+    case 'shutdown': return `shutdown (${c.sig})`;
+    case 'fast-shutdown': return 'fast shutdown';
+    case 'scale-down': return 'TTOU';
+    case 'heartbeat-missed': return 'timeout';
+    case 'boot-timeout': return `not ready within boot-timeout (${c.seconds} s)`;
+    case 'boot-crash': return `asked to be replaced before it was ready (${c.reason})`;
+  }
+}
+
+/** The `reason` label: what the master decided, else (nothing decided) a crash. */
+function exitLabel(w: ExitedWorker): ExitReason {
+  const stop = w.stopCause?.kind;
+  if (stop === 'heartbeat-missed' || stop === 'boot-timeout') return 'timeout';
+  // A worker that was not told to drain died of its own accord (or was killed at boot for it).
+  if (w.exitedWhile !== 'draining') return 'crash';
+  if (stop === 'shutdown' || stop === 'fast-shutdown') return 'shutdown';
+  if (stop === 'scale-down') return 'scale_down';
+  const retired = w.retireCause;
+  if (retired?.kind === 'memory') return 'memory';
+  if (retired?.kind === 'asked') return retired.reason === 'max-requests' ? 'max_requests' : 'crash';
+  return 'reload';
+}
+
+/** Why a signal the master did not send may have come: where the cause likely lies outside corral. */
+function signalHint(signal: NodeJS.Signals | null): string {
+  if (signal === 'SIGKILL') return ' (perhaps out of memory: see `journalctl -k` for the OOM killer, or MemoryMax= in the unit)';
+  if (signal === 'SIGSEGV' || signal === 'SIGBUS') return ' (a native addon crashed?)';
+  if (signal === 'SIGABRT') return ' (V8 aborted: heap limit reached? see --max-old-space-size)';
+  return '';
+}
+
+interface ExitOutcome {
+  reason: ExitReason;
+  message: string;
+  level: 'info' | 'warn' | 'error';
+}
+
+/** The log line and the metric label of a worker's exit, both from its recorded cause. */
+export function exitOutcome(w: ExitedWorker): ExitOutcome {
+  return { reason: exitLabel(w), ...exitLine(w) };
+}
+
+function exitLine(w: ExitedWorker): Omit<ExitOutcome, 'reason'> {
+  const { code, signal } = w.exit ?? { code: null, signal: null };
+  const was = w.exitedWhile;
+  const why = w.stopCause && stopText(w.stopCause, w.retireCause);
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  if (was === 'draining' && w.killedBy === undefined && (code === 0 || signal === 'SIGTERM')) {
+    return { message: `${w.name} stopped (${why ?? 'drained'})`, level: 'info' };
+  }
+  if (w.killedBy === 'SIGKILL' && signal === 'SIGKILL') {
+    return { message: `${w.name} was killed by corral (${why ?? 'unresponsive'})`, level: was === 'draining' ? 'warn' : 'error' };
+  }
+  if (was === 'booting') {
+    const failed = w.bootFailure ? `: ${w.bootFailure.message}` : '';
+    return { message: `${w.name} ${how} before it was ready${failed}`, level: 'error' };
+  }
+  return { message: `${w.name} ${how} while serving${signalHint(signal)}; replacing it`, level: 'error' };
+}

@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import type { CorralResponse } from './response.js';
 
 /**
- * Where a connection is in its life: serving requests; answering a request the parser refused
- * (the answer goes out, then what the client still sends is read and thrown away until it
- * closes: linger.ts); or told by a drain to go (our FIN is sent, the peer must close its end).
+ * Where a connection is in its life: serving requests; ended by a client error (the parser
+ * refused a request, or the socket failed): what is queued, and the answer if one is due, goes
+ * out, then it closes on its own within a bound (client-errors.ts, linger.ts); or told by a
+ * drain to go (our FIN is sent, the peer must close its end).
  */
 export type ConnState = 'open' | 'refused' | 'fin-sent';
 

@@ -7,7 +7,7 @@ import type { CorralResponse } from './response.js';
  * out, then it closes on its own within a bound (client-errors.ts, linger.ts); or told by a
  * drain to go (our FIN is sent, the peer must close its end).
  */
-export type ConnState = 'open' | 'refused' | 'fin-sent';
+type ConnState = 'open' | 'refused' | 'fin-sent';
 
 /**
  * Everything corral knows of one accepted connection, kept on its socket under one symbol (no

@@ -3,7 +3,7 @@ import { connectionOf, type Connection } from './connection.js';
 import type { CorralResponse } from './response.js';
 
 /** How a drain closes connections (ms); tests shorten them. */
-export interface DrainTimings {
+interface DrainTimings {
   /**
    * An idle keep-alive connection is closed once it has been idle this long: a client reusing
    * it sooner gets its answer with Connection: close instead of a closed socket.

@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import { Socket } from 'node:net';
 import type { LineWriter } from '../logging/line-writer.js';
 
@@ -24,7 +23,7 @@ export class AccessBatch {
   private scheduled = false;
   private readonly flushNow = () => this.flush();
 
-  constructor(private readonly writer: LineWriter) {}
+  constructor(private readonly writer: Pick<LineWriter, 'write'>) {}
 
   add(line: string): void {
     this.pending += line;
@@ -34,11 +33,7 @@ export class AccessBatch {
     }
   }
 
-  /** Holds this server's connection writes while lines are pending. */
-  attach(server: Server): void {
-    server.on('connection', (socket: Socket) => this.hold(socket));
-  }
-
+  /** Holds this connection's writes while lines are pending. */
   hold(socket: Socket): void {
     const batch = this;
     const s = socket as unknown as { _write: WriteFn; _writev: WritevFn };

@@ -1,25 +1,10 @@
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { connInfo, trackConnection, type ConnInfo } from './conn-info.js';
-import { logAnswered, logRefused, type RefusedRequest } from './request-log.js';
+import { connectionOf, type Connection } from './connection.js';
+import { lingeringClose } from './linger.js';
+import type { RefusedRequest, RequestLog } from './request-log.js';
 import { BEGUN, LOGGED } from './response.js';
 import { newRequestId } from './request-id.js';
-
-/**
- * Access lines for the requests Node's HTTP server refuses before the app sees them, and the
- * same answers Node gives (lib/_http_server.js, socketOnError): a parse error is a 400, too
- * large headers (HPE_HEADER_OVERFLOW, which includes a too long URL) a 431, too large chunk
- * extensions a 413, a request whose headers or body do not arrive in time
- * (headers-timeout, request-timeout: ERR_HTTP_REQUEST_TIMEOUT) a 408. Node writes that
- * answer only while the in-flight response has written nothing, then destroys the socket.
- *
- * Also tracks every connection (its peer address and each request's first byte; see
- * conn-info.ts), so this is attached to each of corral's servers.
- */
-export function attachClientErrors(server: Server): void {
-  server.on('connection', trackConnection);
-  server.on('clientError', onClientError);
-}
 
 const CANNED = new Map<number, Buffer>();
 function canned(status: number): Buffer {
@@ -44,58 +29,72 @@ function statusFor(code: string | undefined): number {
 type ClientError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
 type HttpSocket = Socket & { _httpMessage?: { headersSent: boolean } | null };
 
-function onClientError(err: ClientError, socket: HttpSocket): void {
-  const info = connInfo(socket);
-  if (info?.closing) {
-    socket.destroy(err);
-    return;
-  }
+/**
+ * The 'clientError' listener of corral's servers: access lines for the requests Node's HTTP
+ * server refuses before the app sees them, and the same answers Node gives
+ * (lib/_http_server.js, socketOnError): a parse error is a 400, too large headers
+ * (HPE_HEADER_OVERFLOW, which includes a too long URL) a 431, too large chunk extensions a
+ * 413, a request whose headers or body do not arrive in time (headers-timeout,
+ * request-timeout: ERR_HTTP_REQUEST_TIMEOUT) a 408. Node writes that answer only while the
+ * in-flight response has written nothing. Unlike Node, which destroys the socket at once (a
+ * reset that can lose the answer), the answer is followed by a lingering close (linger.ts).
+ */
+export function clientErrorListener(log: RequestLog): (err: ClientError, socket: Socket) => void {
+  return (err, socket) => onClientError(log, err, socket as HttpSocket);
+}
+
+function onClientError(log: RequestLog, err: ClientError, socket: HttpSocket): void {
+  const conn = connectionOf(socket);
+  // Being closed already (the parser fails again on what follows, or at its end): the
+  // answer and the writes before it must not be cut short.
+  if (conn?.state === 'refused') return;
   // Node answers only a socket still open whose in-flight response has sent nothing; a socket
   // error (ECONNRESET) has already closed it.
   const out = socket._httpMessage;
   const status = socket.writable && !socket.destroyed && (!out || !out.headersSent) ? statusFor(err.code) : 0;
   // The line goes to the batch before the answer is written: the answer is held until then.
-  if (!info) {
+  if (!conn) {
     // not tracked (cannot happen for corral's servers): answered, not logged
-  } else if (info.began > 0) {
+  } else if (conn.began > 0) {
     // A request whose head the app never had: it was refused or timed out while arriving.
     // Unanswered (a response on the connection had begun), it is logged with the refusal's
     // status all the same, unless the socket failed (the client is gone: 499).
     const gone = !err.code?.startsWith('HPE_') && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT';
-    logRefused(refused(err, info, status || (gone ? 499 : statusFor(err.code))));
-    info.began = 0;
-  } else if (info.res?.phase === BEGUN && status !== 0) {
+    log.refused(refused(err, conn, status || (gone ? 499 : statusFor(err.code))));
+    conn.began = 0;
+  } else if (conn.res?.phase === BEGUN && status !== 0) {
     // The app has the request and its body failed or timed out: the client gets this status,
     // so the close is not logged again as a 499. Without an answer, the close logs it.
-    info.res.phase = LOGGED;
-    logAnswered(info.res, status);
+    conn.res.phase = LOGGED;
+    log.response(conn.res, status, false);
   }
   // Otherwise nothing of a request had arrived (a connection that never sent a byte, at
   // headers-timeout): answered as Node does, not logged, as nginx does not.
-  if (info) info.closing = true;
-  if (status !== 0) closeAfter(socket, err, canned(status));
-  else if (socket.writable && socket.writableLength > 0) closeAfter(socket, err, NOTHING);
+  if (conn) conn.state = 'refused';
+  if (status !== 0) lingeringClose(socket, canned(status));
+  else if (socket.writable && socket.writableLength > 0) flushThenDestroy(socket, err);
   else socket.destroy(err);
 }
 
-const NOTHING = Buffer.alloc(0);
-/** Longest wait for the answer (and the writes before it) to go out before the socket is cut. */
+/** Longest wait for the writes queued before a failure to go out before the socket is cut. */
 const FLUSH_MS = 2000;
 
 /**
- * Writes `last` and destroys the socket once it and every write before it are out: writes
- * of this turn's responses are held until their access lines are written (AccessBatch), and
- * destroying the socket at once would drop them.
+ * Destroys the socket once every write queued on it is out: writes of this turn's responses
+ * are held until their access lines are written (AccessBatch), and destroying the socket at
+ * once would drop them.
  */
-function closeAfter(socket: Socket, err: Error, last: Buffer): void {
+function flushThenDestroy(socket: Socket, err: Error): void {
   const done = () => {
     clearTimeout(timer);
     socket.destroy(err);
   };
   const timer = setTimeout(done, FLUSH_MS);
   timer.unref();
-  socket.write(last, done);
+  socket.write(NOTHING, done);
 }
+
+const NOTHING = Buffer.alloc(0);
 
 /** A request line whose fields can be logged. */
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(\d\.\d)\r?$/;
@@ -107,7 +106,7 @@ const MAX_LINE = 1024;
  * that is a request line. A head begun in an earlier packet, or right after a body, is not
  * in view: then method and url are '-'.
  */
-function refused(err: ClientError, info: ConnInfo, status: number): RefusedRequest {
+function refused(err: ClientError, conn: Connection, status: number): RefusedRequest {
   let method = '-';
   let url = '-';
   let httpVersion = '';
@@ -129,7 +128,7 @@ function refused(err: ClientError, info: ConnInfo, status: number): RefusedReque
       url = line;
     }
   }
-  return { method, url, httpVersion, status, startedAt: info.began, remoteAddr: info.addr, requestId: newRequestId() };
+  return { method, url, httpVersion, status, startedAt: conn.began, remoteAddr: conn.addr, requestId: newRequestId() };
 }
 
 function lineStart(raw: Buffer, at: number): number {

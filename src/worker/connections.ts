@@ -1,42 +1,31 @@
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
 import type { BusyWith } from '../ipc/messages.js';
+import { connectionOf, type Connection } from './connection.js';
 import type { CorralResponse } from './response.js';
 
-/** Per-connection state, kept on the socket itself (no lookups on the request path). */
-interface ConnState {
-  busy: number;
-  /** Requests answered on this connection so far. */
-  served: number;
-  idleSince: number;
-  /** Requests begun on it; from the second one on it is a kept (keep-alive) connection. */
-  requests: number;
-  /** Told to close after its current response, to rebalance. */
-  shed: boolean;
-  /** When a drain sent our FIN; a peer that has not closed its end soon after is cut. */
-  finAt: number;
+/** How a drain closes connections (ms); tests shorten them. */
+interface DrainTimings {
+  /**
+   * An idle keep-alive connection is closed once it has been idle this long: a client reusing
+   * it sooner gets its answer with Connection: close instead of a closed socket.
+   */
+  idleMs: number;
+  /**
+   * A connection that has not carried a request yet waits longer: its request may already be
+   * in the kernel's buffer while this worker is busy, and closing a socket with unread data
+   * resets it. Only a connection silent this long (a pre-connect never used) is closed.
+   */
+  freshMs: number;
+  /**
+   * How long a peer may take to close its end after our FIN. http.Server sockets are
+   * half-open (allowHalfOpen), so a client that never closes would otherwise keep the
+   * connection, and with it the drain, open until the graceful timeout: one silent client
+   * must not hold a stop.
+   */
+  finMs: number;
+  pollMs: number;
 }
-const kConn = Symbol('corral.conn');
-type TrackedSocket = Socket & { [kConn]?: ConnState };
 
-/**
- * During a drain an idle keep-alive connection is closed once it has been idle this long: a
- * client reusing it sooner gets its answer with Connection: close instead of a closed socket.
- */
-const DRAIN_IDLE_MS = 1000;
-/**
- * A connection that has not carried a request yet waits longer: its request may already be in
- * the kernel's buffer while this worker is busy, and closing a socket with unread data resets
- * it. Only a connection silent this long (a pre-connect that was never used) is closed.
- */
-const DRAIN_FRESH_MS = 2000;
-/**
- * How long a peer may take to close its end after our FIN. http.Server sockets are half-open
- * (allowHalfOpen), so a client that never closes would otherwise keep the connection, and
- * with it the drain, open until the graceful timeout: one silent client must not hold a stop.
- */
-const DRAIN_FIN_MS = 1000;
-const DRAIN_POLL_MS = 50;
+const DRAIN: DrainTimings = { idleMs: 1000, freshMs: 2000, finMs: 1000, pollMs: 50 };
 
 /**
  * Tracks the worker's connections and requests so a drain can finish in-flight requests,
@@ -44,9 +33,11 @@ const DRAIN_POLL_MS = 50;
  * without racing a client that is about to reuse one.
  */
 export class ConnectionTracker {
-  private readonly sockets = new Set<TrackedSocket>();
+  private readonly conns = new Set<Connection>();
   /** In-flight responses, oldest first (a Set keeps insertion order). */
   private readonly inflight = new Set<CorralResponse>();
+  private readonly timings: DrainTimings;
+  private readonly now: () => number;
   private draining = false;
   private drainTimer: NodeJS.Timeout | undefined;
   private onEmpty: (() => void) | undefined;
@@ -57,40 +48,43 @@ export class ConnectionTracker {
   private shedding = 0;
   /** How many more kept connections to shed, from the master's last verdict. */
   private shedBudget = 0;
-  /**
-   * Called for a response its connection closed under before it was ended (the client went
-   * away, or the app destroyed it). One listener per connection does this, none per request.
-   */
-  onAbandoned: ((res: CorralResponse) => void) | undefined;
 
-  attach(server: Server): void {
-    server.on('connection', (socket: TrackedSocket) => {
-      const conn: ConnState = { busy: 0, served: 0, idleSince: performance.now(), requests: 0, shed: false, finAt: 0 };
-      socket[kConn] = conn;
-      this.sockets.add(socket);
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        if (conn.busy > 0) {
-          for (const res of this.inflight) {
-            if (res.req.socket !== socket) continue;
-            this.done(res);
-            this.onAbandoned?.(res);
-          }
-        }
-        if (conn.requests >= 2) {
-          this.kept--;
-          this.keptChanged = true;
-        }
-        if (conn.shed) this.shedding--;
-        this.checkEmpty();
-      });
-    });
+  /** `now`: the clock of the drain's delays (a test moves it by hand). */
+  constructor(timings: Partial<DrainTimings> = {}, now: () => number = () => performance.now()) {
+    this.timings = { ...DRAIN, ...timings };
+    this.now = now;
+  }
+
+  /** A connection is accepted. */
+  add(conn: Connection): void {
+    conn.idleSince = this.now();
+    this.conns.add(conn);
+  }
+
+  /**
+   * A connection is closed; returns the responses it closed under before they were ended
+   * (the client went away, or the app destroyed it), no longer in flight.
+   */
+  remove(conn: Connection): CorralResponse[] {
+    this.conns.delete(conn);
+    const abandoned: CorralResponse[] = [];
+    if (conn.busy > 0) {
+      for (const res of this.inflight) if (res.req.socket === conn.socket) abandoned.push(res);
+      for (const res of abandoned) this.done(res);
+    }
+    if (conn.requests >= 2) {
+      this.kept--;
+      this.keptChanged = true;
+    }
+    if (conn.shed) this.shedding--;
+    this.checkEmpty();
+    return abandoned;
   }
 
   /** A request starts (before the app sees it). */
   begin(res: CorralResponse): void {
     this.inflight.add(res);
-    const conn = (res.req.socket as TrackedSocket)[kConn];
+    const conn = connectionOf(res.req.socket);
     if (conn) {
       conn.busy++;
       if (++conn.requests === 2) {
@@ -127,12 +121,11 @@ export class ConnectionTracker {
   /** Its response is ended by the app, or its connection is gone; a second call does nothing. */
   done(res: CorralResponse): void {
     if (!this.inflight.delete(res)) return;
-    const socket = res.req.socket as TrackedSocket;
-    const conn = socket[kConn];
+    const conn = connectionOf(res.req.socket);
     if (conn) {
       conn.busy--;
       conn.served++;
-      conn.idleSince = performance.now();
+      conn.idleSince = this.now();
       // While draining, a connection is not ended here: a response that told the client
       // "Connection: close" has Node close the socket, and one that went out as keep-alive
       // (it had begun before the drain) may be followed by the client's next request at any
@@ -156,7 +149,7 @@ export class ConnectionTracker {
     this.draining = true;
     for (const res of this.inflight) if (!res.headersSent) res.setHeader('Connection', 'close');
     this.closeIdle();
-    this.drainTimer = setInterval(() => this.closeIdle(), DRAIN_POLL_MS);
+    this.drainTimer = setInterval(() => this.closeIdle(), this.timings.pollMs);
     return new Promise((resolve) => {
       this.onEmpty = resolve;
       this.checkEmpty();
@@ -165,26 +158,28 @@ export class ConnectionTracker {
 
   /** Fast stop: every connection is cut now. */
   destroyAll(): void {
-    for (const socket of this.sockets) socket.destroy();
+    for (const conn of this.conns) conn.socket.destroy();
   }
 
   private closeIdle(): void {
-    const now = performance.now();
-    for (const socket of this.sockets) {
-      const conn = socket[kConn];
-      if (!conn || conn.busy > 0) continue;
-      if (conn.finAt > 0) {
+    const now = this.now();
+    const { idleMs, freshMs, finMs } = this.timings;
+    for (const conn of this.conns) {
+      // A refused request's connection closes on its own, within its linger.
+      if (conn.busy > 0 || conn.state === 'refused') continue;
+      if (conn.state === 'fin-sent') {
         // Bytes still queued: a response is still going out to a slow reader (graceful-timeout bounds it).
-        if (now - conn.finAt >= DRAIN_FIN_MS && socket.writableLength === 0) socket.destroy();
-      } else if (now - conn.idleSince >= (conn.served > 0 ? DRAIN_IDLE_MS : DRAIN_FRESH_MS)) {
+        if (now - conn.finAt >= finMs && conn.socket.writableLength === 0) conn.socket.destroy();
+      } else if (now - conn.idleSince >= (conn.served > 0 ? idleMs : freshMs)) {
+        conn.state = 'fin-sent';
         conn.finAt = now;
-        socket.end();
+        conn.socket.end();
       }
     }
   }
 
   private checkEmpty(): void {
-    if (!this.draining || this.sockets.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
+    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
     clearInterval(this.drainTimer);
     const done = this.onEmpty;
     this.onEmpty = undefined;

@@ -68,10 +68,6 @@ export class EventLoopDelay {
     this.h.reset();
     return p;
   }
-
-  stop(): void {
-    this.h.disable();
-  }
 }
 
 interface PromRegistry {
@@ -79,7 +75,7 @@ interface PromRegistry {
 }
 
 /** How often the app's registry is read at most. */
-export const APP_METRICS_MS = 2000;
+const APP_METRICS_MS = 2000;
 
 /**
  * The app's own prom-client default registry. prom-client is looked up from the app's

@@ -2,51 +2,85 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestId } from './request-id.js';
 import type { Logger } from '../logging/logger.js';
 import type { Handler } from './app-loader.js';
-import { connInfo } from './conn-info.js';
+import { connectionOf } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
-import type { ResponseLog } from './request-log.js';
-import { BEGUN, CREATED, LOGGED, setEndHook, type CorralResponse } from './response.js';
+import type { RequestLog } from './request-log.js';
+import { BEGUN, CREATED, LOGGED, type CorralResponse, type EndHook } from './response.js';
 
-export interface RequestHooks {
+interface RequestHandlerOptions {
+  app: Handler;
+  tracker: ConnectionTracker;
+  log: Logger;
+  /** The access log: once per response, at end (status as set) or at close (499 if unanswered). */
+  requests: RequestLog;
   /** Called once per request after it is counted; used for max-requests. */
   onCount(served: number): void;
-  /** The access log: once per response, at end (status as set) or at close (499 if unanswered). */
-  logged: ResponseLog;
 }
 
 /**
  * Wraps the app's handler: counts and tracks the request, gives it a request id (the
  * client's X-Request-Id, or one made here; echoed in the response), and turns a throw or a
- * rejected promise into a 500 (or a cut connection when headers were already sent).
+ * rejected promise into a 500 (or a cut connection when headers were already sent). Every
+ * response is logged once: when it is ended (`ended`, the servers' end hook), or when its
+ * connection closes under it (`abandoned`).
  */
-export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logger, hooks: RequestHooks): Handler {
-  let served = 0;
-  const { logged, onCount } = hooks;
-  setEndHook((res) => {
+export class RequestHandler {
+  private served = 0;
+
+  constructor(private readonly opts: RequestHandlerOptions) {}
+
+  readonly handle = (req: IncomingMessage, response: ServerResponse): void => {
+    const res = response as CorralResponse;
+    const conn = connectionOf(req.socket);
+    if (conn) {
+      // Timed from the request's first byte; the connection's next request starts afresh.
+      res.startedAt = conn.began || performance.now();
+      conn.began = 0;
+      conn.res = res;
+    } else {
+      res.startedAt = performance.now();
+    }
+    res.phase = BEGUN;
+    res.requestId = requestId(req);
+    res.setHeader('x-request-id', res.requestId);
+    this.opts.tracker.begin(res);
+    this.opts.onCount(++this.served);
+    try {
+      const out = this.opts.app(req, res);
+      if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(undefined, (err) => this.fail(err, req, res));
+    } catch (err) {
+      this.fail(err, req, res);
+    }
+  };
+
+  readonly ended: EndHook = (res) => {
     if (res.phase === BEGUN) {
       res.phase = LOGGED;
-      logged(res, res.statusCode, true);
-      tracker.done(res);
+      this.opts.requests.response(res, res.statusCode, true);
+      this.opts.tracker.done(res);
     } else if (res.phase === CREATED) {
       // Node answered before the handler (400 for an HTTP/1.1 request without Host, 417).
       res.phase = LOGGED;
       res.requestId = requestId(res.req);
-      const info = connInfo(res.req.socket);
-      res.startedAt = info?.began || performance.now();
-      if (info) info.began = 0;
-      logged(res, res.statusCode, false);
-    }
-  });
-  tracker.onAbandoned = (res) => {
-    const info = connInfo(res.req.socket);
-    if (info?.res === res) info.res = undefined;
-    if (res.phase === BEGUN) {
-      res.phase = LOGGED;
-      logged(res, res.headersSent ? res.statusCode : 499, true);
+      const conn = connectionOf(res.req.socket);
+      res.startedAt = conn?.began || performance.now();
+      if (conn) conn.began = 0;
+      this.opts.requests.response(res, res.statusCode, false);
     }
   };
-  const fail = (err: unknown, req: IncomingMessage, res: ServerResponse) => {
-    log.error({ err, method: req.method, url: req.url }, 'request handler failed');
+
+  /** Its connection closed before it was ended: the client went away, or the app destroyed it. */
+  abandoned(res: CorralResponse): void {
+    const conn = connectionOf(res.req.socket);
+    if (conn?.res === res) conn.res = undefined;
+    if (res.phase === BEGUN) {
+      res.phase = LOGGED;
+      this.opts.requests.response(res, res.headersSent ? res.statusCode : 499, true);
+    }
+  }
+
+  private fail(err: unknown, req: IncomingMessage, res: ServerResponse): void {
+    this.opts.log.error({ err, method: req.method, url: req.url }, 'request handler failed');
     if (!res.headersSent) {
       res.statusCode = 500;
       res.setHeader('content-type', 'text/plain');
@@ -54,28 +88,5 @@ export function wrapHandler(app: Handler, tracker: ConnectionTracker, log: Logge
     } else {
       res.destroy();
     }
-  };
-  return (req, response) => {
-    const res = response as CorralResponse;
-    const info = connInfo(req.socket);
-    if (info) {
-      // Timed from the request's first byte; the connection's next request starts afresh.
-      res.startedAt = info.began || performance.now();
-      info.began = 0;
-      info.res = res;
-    } else {
-      res.startedAt = performance.now();
-    }
-    res.phase = BEGUN;
-    res.requestId = requestId(req);
-    res.setHeader('x-request-id', res.requestId);
-    tracker.begin(res);
-    onCount(++served);
-    try {
-      const out = app(req, res);
-      if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(undefined, (err) => fail(err, req, res));
-    } catch (err) {
-      fail(err, req, res);
-    }
-  };
+  }
 }

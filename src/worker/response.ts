@@ -14,14 +14,13 @@ export const LOGGED = 2;
  */
 export type EndHook = (res: CorralResponse) => void;
 
-let onEnd: EndHook = () => {};
-
 /**
- * The response class of corral's servers (http.createServer's ServerResponse option). Its
- * fields are own properties set by the constructor, so every response has one shape and
- * keeps them when a framework replaces its prototype (Express does, per request).
+ * The responses of corral's servers (http.createServer's ServerResponse option; one subclass
+ * per server, made by responseClass). Its fields are own properties set by the constructor,
+ * so every response has one shape and keeps them when a framework replaces its prototype
+ * (Express does, per request).
  */
-export class CorralResponse extends ServerResponse {
+export abstract class CorralResponse extends ServerResponse {
   /** CREATED, BEGUN or LOGGED; responses of other servers have none (undefined). */
   phase = CREATED;
   /** performance.now() at the request's first byte. */
@@ -29,6 +28,18 @@ export class CorralResponse extends ServerResponse {
   /** Body bytes sent (none for HEAD, 204, 304). */
   bytesOut = 0;
   requestId = '';
+  /** Its server's end hook: an own property, as the prototype may be replaced. */
+  abstract readonly onEnd: EndHook;
+}
+
+/** The response class of one server, whose responses call `onEnd` when they are ended. */
+export function responseClass(onEnd: EndHook): typeof ServerResponse {
+  patchPrototype();
+  class Response extends CorralResponse {
+    readonly onEnd = onEnd;
+  }
+  // Its generic signature differs from ServerResponse's only in typing.
+  return Response as unknown as typeof ServerResponse;
 }
 
 interface Internals {
@@ -45,20 +56,19 @@ interface Internals {
 type WriteFn = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
 type EndFn = (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) => ServerResponse;
 
-let installed = false;
+let patched = false;
 
 /**
- * Installs the end hook, and once per process corral's byte counting and end detection on
+ * Installs, once per process, corral's byte counting and end detection on
  * http.ServerResponse.prototype itself, so neither depends on a response's own prototype
  * chain: Express swaps each response's prototype for its own (which inherits this one), and
  * wrappers such as compression's replace res.write/res.end as own properties but call the
  * methods they found. Only corral's responses (those with a phase) are touched; the
  * responses of servers an app creates itself go through unchanged. No per-request closures.
  */
-export function setEndHook(hook: EndHook): void {
-  onEnd = hook;
-  if (installed) return;
-  installed = true;
+function patchPrototype(): void {
+  if (patched) return;
+  patched = true;
   const proto = ServerResponse.prototype as unknown as { write: WriteFn; end: EndFn };
   const write = proto.write;
   const end = proto.end;
@@ -75,7 +85,7 @@ export function setEndHook(hook: EndHook): void {
     // A response the app destroyed is logged at its close, as the client got it.
     if (r.phase !== undefined && r.phase !== LOGGED && !r.finished && !r.destroyed) {
       if (typeof chunk !== 'function' && bodyAllowed(r)) r.bytesOut += byteLength(chunk, encoding);
-      onEnd(this as CorralResponse);
+      (this as CorralResponse).onEnd(this as CorralResponse);
     }
     return end.call(this, chunk, encoding, cb);
   };

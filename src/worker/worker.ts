@@ -3,20 +3,19 @@
  * readiness and heartbeats, and drains on request. It never binds on its own. All of its
  * state lives in one Worker made from the spec the master sent; `runWorker` starts it.
  */
-import { createServer, ServerResponse, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import type { Logger } from '../logging/logger.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import type { MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
-import { AppLoadError, loadApp, parseAppRef, type Handler, type LoadedApp } from './app-loader.js';
+import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
-import { wrapHandler } from './request-handler.js';
+import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
-import { requestLogger } from './request-log.js';
-import { attachClientErrors } from './client-errors.js';
-import { CorralResponse } from './response.js';
+import { RequestLog } from './request-log.js';
+import { corralServer, type RequestPath } from './server.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
 
@@ -135,21 +134,23 @@ export class Worker {
       process.exit(WORKER_EXIT.INIT);
     }
     if (this.stopping) return;
-    const handler = wrapHandler(app.handler, this.tracker, log, {
+    const requests = new RequestLog({
+      format: spec.logs.accessFormat,
+      prefix: spec.logs.accessPrefix,
+      slowMs: spec.logs.slowMs,
+      worker: `${spec.gen}.${spec.slot}`,
+      log,
+      metrics: this.requestMetrics,
+    }, this.accessBatch);
+    const handler = new RequestHandler({
+      app: app.handler, tracker: this.tracker, log, requests,
       onCount: (served) => {
         if (spec.maxRequests > 0 && served >= spec.maxRequests) this.retire('max-requests');
       },
-      logged: requestLogger({
-        format: spec.logs.accessFormat,
-        prefix: spec.logs.accessPrefix,
-        slowMs: spec.logs.slowMs,
-        worker: `${spec.gen}.${spec.slot}`,
-        log,
-        metrics: this.requestMetrics,
-      }, this.accessBatch),
     });
+    const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch };
     try {
-      await Promise.all(spec.listeners.map((l) => this.listen(l.fd, handler)));
+      await Promise.all(spec.listeners.map((l) => this.listen(l.fd, path)));
     } catch (err) {
       const message = `cannot listen: ${(err as Error).message}`;
       this.send({ t: 'boot-failed', kind: 'listen', message });
@@ -165,23 +166,8 @@ export class Worker {
     log.debug({ app: app.kind }, 'worker ready');
   }
 
-  private listen(fd: number, handler: Handler): Promise<void> {
-    const http = this.spec.http;
-    const server = createServer({
-      // The class is ours (a ServerResponse subclass); its generic signature differs only in typing.
-      ServerResponse: CorralResponse as unknown as typeof ServerResponse,
-      maxHeaderSize: http.maxHeaderSize,
-      requestTimeout: http.requestTimeoutMs,
-      headersTimeout: http.headersTimeoutMs,
-      keepAliveTimeout: http.keepAliveTimeoutMs,
-      // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
-      // headers-timeout could otherwise let a slow client hold a connection for 32 s.
-      connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
-    }, handler);
-    server.keepAliveTimeout = http.keepAliveTimeoutMs;
-    this.tracker.attach(server);
-    this.accessBatch?.attach(server);
-    attachClientErrors(server);
+  private listen(fd: number, path: RequestPath): Promise<void> {
+    const server = corralServer(this.spec.http, path);
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);

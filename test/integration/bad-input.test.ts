@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -289,5 +289,58 @@ describe('bad input at start is a configuration error (exit 78, one line)', () =
   test('max-header-size above 1M', async () => {
     const r = await runCli(['--max-header-size', '1G', app('hello.mjs')]);
     assertConfigError(r, 'E_CONFIG_VALUE', /max-header-size \(from command line --max-header-size\): "1G" is not valid: .*at most 1M/);
+  });
+});
+
+/**
+ * What a plain HTTP client does: sends the whole request, then reads the answer until the
+ * server closes. A failed send (the server reset the connection) ends it with what was read.
+ */
+function sendThenRead(port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => s.destroy(), 15_000);
+    s.pause();
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got).toString('latin1'));
+    });
+    s.write(request, 'latin1', (err) => {
+      if (!err) s.resume();
+    });
+  });
+}
+
+describe('requests the HTTP parser refuses while the client is still sending', () => {
+  test('a 100 KB header, a 100 KB URL, a bad header before a 100 KB body, too long chunk extensions: the client reads the status the access log says', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', app('hello.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const big = 'a'.repeat(100_000);
+    const cases: Array<[string, string, number]> = [
+      ['100 KB header', `GET /big-header HTTP/1.1\r\nHost: x\r\nX-Big: ${big}\r\n\r\n`, 431],
+      ['100 KB URL', `GET /${big} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
+      ['bad header, then a body', `POST /bad HTTP/1.1\r\nHost: x\r\nBad Header: v\r\nContent-Length: ${big.length}\r\n\r\n${big}`, 400],
+      // The app has this one (it answers after 3 s); its body fails first.
+      ['chunk extensions', `POST /slow?ms=3000 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;${big}`, 413],
+    ];
+    const expected: number[] = [];
+    for (const [what, request, status] of cases) {
+      for (let i = 0; i < 5; i++) {
+        const got = await sendThenRead(port, request);
+        assert.match(got, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}, attempt ${i + 1}: got ${JSON.stringify(got.slice(0, 60))}`);
+        expected.push(status);
+      }
+    }
+    assert.equal((await get({ port })).status, 200, 'still serving');
+    expected.push(200);
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+    const logged = c.lines.filter((l) => l.includes('"request_id"')).map((l) => (JSON.parse(l) as { status: number }).status);
+    assert.deepEqual(logged, expected, 'one access line per request, with the status its client read');
   });
 });

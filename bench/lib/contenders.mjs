@@ -13,7 +13,7 @@ import { descendants, isAlive, readStat, sleep } from './proc.mjs';
 import { onCleanup } from './cleanup.mjs';
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
+const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 export const HELLO_APP = path.join(BENCH_DIR, 'apps', 'hello.mjs');
 const CLUSTER_APP = path.join(BENCH_DIR, 'apps', 'cluster.mjs');
 // BENCH_CORRAL_CLI points at another build of the CLI (to compare two).

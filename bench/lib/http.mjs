@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { sleep } from './proc.mjs';
 
-export function getOnce(port, { host = '127.0.0.1', path = '/', timeoutMs = 2000 } = {}) {
+function getOnce(port, { host = '127.0.0.1', path = '/', timeoutMs = 2000 } = {}) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pairedRatio, round } from './stats.mjs';
 
-export const MISSES_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'MISSES.md');
+const MISSES_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'MISSES.md');
 
 function glob(pattern) {
   const re = pattern.trim().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
@@ -27,7 +27,7 @@ function unitText(unit) {
   return unit === 'x' || unit === '%' ? unit : ` ${unit.trim()}`;
 }
 
-export function gapText(t) {
+function gapText(t) {
   if (t.value === null) return 'no value';
   if (t.pass) return 'met';
   const over = t.op === '<=';

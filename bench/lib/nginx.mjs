@@ -11,7 +11,7 @@ import { onCleanup } from './cleanup.mjs';
 
 const HOST = '127.0.0.1';
 
-export function nginxBinary() {
+function nginxBinary() {
   for (const candidate of [process.env.BENCH_NGINX, '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
     if (candidate && fs.existsSync(candidate)) return candidate;
   }

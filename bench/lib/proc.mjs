@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 let clockTicks = null;
 
 // USER_HZ: the unit of utime/stime in /proc/<pid>/stat (proc(5)).
-export function ticksPerSecond() {
+function ticksPerSecond() {
   if (clockTicks === null) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

@@ -35,7 +35,7 @@ export function writeResult(outDir, result) {
 }
 
 // Newest result per scenario, by the date recorded inside each file.
-export function latestResults(outDir) {
+function latestResults(outDir) {
   const latest = new Map();
   if (!fs.existsSync(outDir)) return [];
   for (const f of fs.readdirSync(outDir)) {
@@ -103,7 +103,7 @@ function withBlank(lines) {
   return lines.length ? [...lines, ''] : [];
 }
 
-export function renderMarkdown(results) {
+function renderMarkdown(results) {
   const targets = results.flatMap((r) => r.targets.map((t) => `${targetLine(t)}  [${r.scenario}]`));
   return [
     '# Benchmark results',

@@ -6,7 +6,7 @@ import { startContender } from './contenders.mjs';
 import { runWrk } from './wrk.mjs';
 import { summarize, pairedRatio } from './stats.mjs';
 
-export const SUBJECT = 'corral';
+const SUBJECT = 'corral';
 
 // Contenders a scenario wants, narrowed by --contenders.
 export function pick(ctx, wanted) {

@@ -9,7 +9,7 @@ export function median(values) {
   return xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
 }
 
-export function min(values) {
+function min(values) {
   const xs = values.filter(Number.isFinite);
   return xs.length ? Math.min(...xs) : null;
 }

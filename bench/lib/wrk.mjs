@@ -10,7 +10,7 @@ function durationMs(value, unit) {
 
 // Turns wrk's report into numbers. Lines that are absent (no socket errors,
 // no non-2xx) mean zero.
-export function parseWrk(text) {
+function parseWrk(text) {
   const out = {
     requests: 0, seconds: 0, rps: 0, latencyAvgMs: null, latencyMaxMs: null,
     p50Ms: null, p99Ms: null,

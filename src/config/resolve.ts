@@ -8,7 +8,7 @@ import {
 import { closest } from './suggest.js';
 
 /** Where a value came from, lowest layer first. */
-export type Layer = 'default' | 'config file' | 'env file' | 'env' | 'command line';
+type Layer = 'default' | 'config file' | 'env file' | 'env' | 'command line';
 
 export interface Source {
   layer: Layer;

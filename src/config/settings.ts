@@ -11,7 +11,7 @@ import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
 
-export interface EnvAlias<T> {
+interface EnvAlias<T> {
   /** A conventional variable honoured besides CORRAL_<NAME>, with lower precedence. */
   name: string;
   map?: (raw: string) => T;

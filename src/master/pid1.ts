@@ -14,7 +14,7 @@
  */
 
 /** The start-up warning when this process is PID 1, else undefined. */
-export function pid1Warning(pid: number = process.pid): string | undefined {
+function pid1Warning(pid: number = process.pid): string | undefined {
   if (pid !== 1) return undefined;
   return 'corral is PID 1 (no init in this container): processes orphaned by the app\'s children will stay zombies, as Node cannot reap them; run it under an init: `docker run --init`, or ENTRYPOINT ["tini", "--"] (see docs/deployment.md#containers)';
 }

@@ -82,7 +82,7 @@ export function socketInode(fd: number): number | undefined {
   }
 }
 
-export function somaxconn(): number {
+function somaxconn(): number {
   try {
     const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
     return Number.isInteger(n) && n > 0 ? n : 4096;

@@ -7,8 +7,8 @@
  */
 import type { RetireReason } from '../ipc/messages.js';
 import type { ExitReason } from '../metrics/definitions.js';
-import type { Sig } from './runtime.js';
-import type { WorkerState } from './worker-handle.js';
+import type { Sig } from './signals.js';
+import type { WorkerState } from './states.js';
 
 /** Why a serving worker is to be replaced (it keeps serving until its replacement is ready). */
 export type RetireCause =

@@ -5,9 +5,8 @@
 import { spawnWorker, type SpawnContext } from './spawn.js';
 import type { WorkerProcess } from './worker-handle.js';
 import type { MasterLogs } from './master-logs.js';
+import type { Sig } from './signals.js';
 
-export const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
-export type Sig = (typeof HANDLED_SIGNALS)[number];
 
 /**
  * What the master needs of the world besides its configuration: processes, a clock, signals

@@ -1,4 +1,4 @@
-import type { MasterPhase } from './phase.js';
+import type { MasterPhase } from './states.js';
 
 interface StatusInput {
   phase: MasterPhase;

@@ -2,6 +2,7 @@ import type { BusyWith, MasterMessage, WorkerMessage } from '../ipc/messages.js'
 import { WORKER_EXIT } from '../exit-codes.js';
 import { stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
+import type { WorkerState } from './states.js';
 
 /**
  * A worker's life as the master sees it:
@@ -16,8 +17,6 @@ import type { Generation } from './generation.js';
  * one is ready, so capacity never dips. Any state may go to `dead` (a crash, a kill).
  * Only the handle's own methods move it along; the master reads it and decides.
  */
-export type WorkerState = 'booting' | 'ready' | 'retiring' | 'draining' | 'dead';
-
 /** What the handle needs of a worker process: a ChildProcess, or a fake in unit tests. */
 export interface WorkerProcess {
   readonly pid?: number | undefined;

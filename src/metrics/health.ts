@@ -1,5 +1,5 @@
 /** The answers of /livez and /readyz, from the master's latest picture (never from a worker). */
-import type { MasterPhase } from '../master/phase.js';
+import type { MasterPhase } from '../master/states.js';
 
 /** The master loop ticks at least every second; silent this long, it is not healthy. */
 const LIVE_WINDOW_MS = 5000;

@@ -4,7 +4,7 @@
  * /metrics, /readyz or `corral status` is asked. Nothing here waits on a worker.
  */
 import type { WorkerFigures } from '../ipc/messages.js';
-import type { MasterPhase } from '../master/phase.js';
+import type { MasterPhase } from '../master/states.js';
 import { FiguresStore, type WorkerRef } from './aggregate.js';
 import { DURATION_BUCKETS, EXIT_REASONS, METRICS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
 import { liveness, readiness, type HealthAnswer } from './health.js';

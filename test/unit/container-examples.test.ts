@@ -15,7 +15,7 @@ import { before, describe, test } from 'node:test';
 import { parseBind } from '../../src/listeners/bind-spec.js';
 import { envName, SETTINGS, SETTING_NAMES, type SettingName } from '../../src/config/settings.js';
 import { footprint } from '../../src/config/memory.js';
-import { HANDLED_SIGNALS } from '../../src/master/runtime.js';
+import { HANDLED_SIGNALS } from '../../src/master/signals.js';
 import { CLI, ROOT } from '../helpers/paths.js';
 
 const DIR = join(ROOT, 'examples/container');

@@ -35,7 +35,8 @@ export function writeResult(outDir, result) {
 }
 
 // Newest result per scenario, by the date recorded inside each file.
-function latestResults(outDir) {
+/** @public test/bench/misses.test.ts loads it by path, which knip cannot follow. */
+export function latestResults(outDir) {
   const latest = new Map();
   if (!fs.existsSync(outDir)) return [];
   for (const f of fs.readdirSync(outDir)) {

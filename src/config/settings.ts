@@ -133,6 +133,24 @@ export const SETTINGS = {
     default: 0,
     doc: 'How long the supervisor waits for a stop before it kills (systemd TimeoutStopSec=, Kubernetes terminationGracePeriodSeconds, docker stop --time). When set, corral warns at start and reload if shutdown-delay + graceful-timeout does not fit in it. scripts/install sets it from the unit\'s TimeoutStopSec=. 0: unknown, no check.',
   }),
+  closeSpread: setting({
+    section: 'Workers',
+    type: seconds(0, { max: 3600 }),
+    default: 5,
+    doc: 'When a worker drains, the WebSockets and Server-Sent Event streams its app left open are ended by corral at random moments spread over this window, so their clients do not all reconnect at once (see docs/long-lived.md). Capped at half of graceful-timeout; 0: all at once.',
+  }),
+  websocketCloseReload: setting({
+    section: 'Workers',
+    type: integer(1000, 4999),
+    default: 1012,
+    doc: 'Close code corral sends to a WebSocket it ends at a reload, a recycle (max-requests, max-memory) or a scale-down (1012: service restart, the client should reconnect).',
+  }),
+  websocketCloseStop: setting({
+    section: 'Workers',
+    type: integer(1000, 4999),
+    default: 1001,
+    doc: 'Close code corral sends to a WebSocket it ends at a stop (TERM, QUIT) (1001: going away).',
+  }),
   maxRequests: setting({
     section: 'Workers',
     type: integer(0),

@@ -18,6 +18,15 @@ export interface WorkerSpec {
   metrics?: boolean;
   /** How long a drain may take once the master is gone (it cannot enforce it then). */
   gracefulTimeoutMs: number;
+  /** How a drain ends the WebSockets and event streams the app left open (docs/long-lived.md). */
+  longLived: {
+    /** Window over which corral's own closes are spread (ms), already capped at half of gracefulTimeoutMs. */
+    spreadMs: number;
+    /** Close code at a reload, a recycle or a scale-down. */
+    closeReload: number;
+    /** Close code at a stop. */
+    closeStop: number;
+  };
   /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
   maxRequests: number;
   logLevel: string;
@@ -87,8 +96,15 @@ export type WorkerMessage =
   | { t: 'conns'; kept: number }
   | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
 
+/**
+ * Why a worker drains, as the app hears it (the `reason` of the drain signal): a reload, a
+ * stop of the whole server, a recycle (max-requests, max-memory, an uncaught exception) or a
+ * scale-down (TTOU).
+ */
+export type DrainReason = 'reload' | 'shutdown' | 'recycle' | 'scale-down';
+
 export type MasterMessage =
-  | { t: 'drain' }
+  | { t: 'drain'; reason: DrainReason }
   | { t: 'stop' }
   /** Reopen the access log: by the same name (USR1, logrotate), or at `path` (built-in rotation). */
   | { t: 'reopen'; path?: string }

@@ -5,7 +5,7 @@
  * back on the exit status only when the master decided nothing (a crash). No label is ever
  * read back out of a log line, so rewording a line cannot change a metric.
  */
-import type { RetireReason } from '../ipc/messages.js';
+import type { DrainReason, RetireReason } from '../ipc/messages.js';
 import type { ExitReason } from '../metrics/definitions.js';
 import type { Sig } from './signals.js';
 import type { WorkerState } from './states.js';
@@ -68,6 +68,16 @@ export function stopText(c: StopCause, retired: RetireCause | undefined): string
     case 'heartbeat-missed': return 'timeout';
     case 'boot-timeout': return `not ready within boot-timeout (${c.seconds} s)`;
     case 'boot-crash': return `asked to be replaced before it was ready (${c.reason})`;
+  }
+}
+
+/** What the app is told when its worker drains (the drain signal's reason). */
+export function drainReason(c: StopCause | undefined): DrainReason {
+  switch (c?.kind) {
+    case 'reload': return 'reload';
+    case 'scale-down': return 'scale-down';
+    case 'replaced': return 'recycle';
+    default: return 'shutdown';
   }
 }
 

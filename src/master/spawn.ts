@@ -66,6 +66,11 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     heartbeatMs: heartbeatMs(c.timeout),
     metrics: c.metricsBind !== undefined && c.metricsBind !== 'off',
     gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),
+    longLived: {
+      spreadMs: Math.round(Math.min(c.closeSpread, c.gracefulTimeout / 2) * 1000),
+      closeReload: c.websocketCloseReload,
+      closeStop: c.websocketCloseStop,
+    },
     maxRequests: requestLimit(c),
     logLevel: c.logLevel,
     logs: {

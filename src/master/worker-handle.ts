@@ -1,6 +1,6 @@
 import type { BusyWith, MasterMessage, WorkerMessage } from '../ipc/messages.js';
 import { WORKER_EXIT } from '../exit-codes.js';
-import { stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
+import { drainReason, stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
 import type { WorkerState } from './states.js';
 
@@ -186,7 +186,7 @@ export class WorkerHandle implements ExitedWorker {
     this.#stopCause ??= cause;
     this.#stopAskedAt ??= now;
     this.#killAt = now + this.config.gracefulTimeout * 1000;
-    if (!this.send({ t: 'drain' })) this.signal('SIGTERM');
+    if (!this.send({ t: 'drain', reason: drainReason(this.#stopCause) })) this.signal('SIGTERM');
   }
 
   /** Fast stop: connections are cut, SIGKILL after FAST_KILL_MS at most. */

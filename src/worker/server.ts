@@ -6,6 +6,7 @@ import { clientErrorListener } from './client-errors.js';
 import { accept } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestHandler } from './request-handler.js';
+import type { LongLived } from './long-lived.js';
 import type { RequestLog } from './request-log.js';
 import { responseClass } from './response.js';
 
@@ -16,6 +17,8 @@ export interface RequestPath {
   requests: RequestLog;
   /** Absent when the access log is off. */
   batch: AccessBatch | undefined;
+  /** Upgraded sockets and event streams. */
+  longLived: LongLived;
 }
 
 /**

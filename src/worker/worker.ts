@@ -16,6 +16,7 @@ import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
 import { corralServer, type RequestPath } from './server.js';
+import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
 
@@ -27,6 +28,7 @@ const LAST_BEAT_MS = 1000;
 export class Worker {
   private readonly log: Logger;
   private readonly tracker = new ConnectionTracker();
+  private readonly longLived = new LongLived();
   private readonly access: LineWriter | undefined;
   private readonly accessBatch: AccessBatch | undefined;
   private readonly servers: Server[] = [];
@@ -148,7 +150,7 @@ export class Worker {
         if (spec.maxRequests > 0 && served >= spec.maxRequests) this.retire('max-requests');
       },
     });
-    const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch };
+    const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
     try {
       await Promise.all(spec.listeners.map((l) => this.listen(l.fd, path)));
     } catch (err) {

@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { createLogger } from '../../src/logging/logger.js';
 import { AccessBatch } from '../../src/worker/access-log.js';
 import { ConnectionTracker } from '../../src/worker/connections.js';
+import { LongLived } from '../../src/worker/long-lived.js';
 import { RequestHandler } from '../../src/worker/request-handler.js';
 import { RequestLog } from '../../src/worker/request-log.js';
 import { corralServer } from '../../src/worker/server.js';
@@ -35,7 +36,7 @@ export class PathServer {
     const batch = new AccessBatch({ write: (lines: string) => { this.writes.push(lines); return lines.length; } });
     const requests = new RequestLog({ format: 'json', prefix: '', slowMs: 0, worker: '1.1', log }, batch);
     const handler = new RequestHandler({ app, tracker, log, requests, onCount: () => {} });
-    this.server = corralServer({ ...HTTP, ...http }, { handler, tracker, requests, batch });
+    this.server = corralServer({ ...HTTP, ...http }, { handler, tracker, requests, batch, longLived: new LongLived() });
   }
 
   async listen(): Promise<this> {

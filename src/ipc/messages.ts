@@ -73,6 +73,34 @@ export interface AppMetricFamily {
   values: Array<{ value: number; labels?: Record<string, string | number>; metricName?: string }>;
 }
 
+/** A class of long-lived connection: an upgraded socket (WebSocket) or a Server-Sent Event stream. */
+export type LongLivedKind = 'websocket' | 'stream';
+
+/**
+ * Who ended a long-lived connection: the client; the app (on its own, or when the drain
+ * signal told it); corral's polite close during a drain (a close frame, a clean end of body);
+ * or corral's cut at the end of graceful-timeout (or the socket failed).
+ */
+export type LongLivedCloser = 'client' | 'app' | 'drain' | 'forced';
+
+/** The worker's long-lived connections, sent with its heartbeat: counts now, the rest cumulative. */
+export interface LongLivedFigures {
+  /** Open upgraded connections. */
+  websockets: number;
+  /** Open event streams. */
+  streams: number;
+  /** Closes since the worker started, by kind and closer (only non-zero series). */
+  closed: Array<[kind: LongLivedKind, by: LongLivedCloser, count: number]>;
+  /**
+   * How long closed ones lasted, per kind: counts per bucket of LONG_LIVED_BUCKETS plus one
+   * for +Inf (per bucket, not cumulative), and the sum in seconds.
+   */
+  durations: Array<[kind: LongLivedKind, counts: number[], sum: number]>;
+}
+
+/** Bucket bounds (seconds) of the long-lived connection duration histogram. */
+export const LONG_LIVED_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14400, 86400];
+
 /** What a worker measured, sent with its heartbeat: cumulative values, never deltas. */
 export interface WorkerFigures {
   /** Requests answered (or abandoned by the client) since the worker started. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { DrainReason } from '../ipc/messages.js';
+import type { DrainReason, LongLivedFigures } from '../ipc/messages.js';
 
 /**
  * The worker's long-lived connections: upgraded sockets (WebSockets) and Server-Sent Event
@@ -16,4 +16,9 @@ export class LongLived {
 
   /** The worker drains: what the app leaves open is ended, spread over the window. */
   drain(_reason: DrainReason): void {}
+
+  /** What the heartbeat reports (docs/metrics.md). */
+  figures(): LongLivedFigures {
+    return { websockets: 0, streams: 0, closed: [], durations: [] };
+  }
 }

@@ -189,7 +189,7 @@ export class Worker {
   private heartbeatMessage(): WorkerMessage {
     return {
       t: 'hb', rss: process.memoryUsage.rss(), inflight: this.tracker.inflightCount, busy: this.tracker.oldest(),
-      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, performance.now()),
+      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, this.longLived.figures(), performance.now()),
     };
   }
 
@@ -235,7 +235,8 @@ export class Worker {
 
   /**
    * A last heartbeat, so the master counts every request this worker answered since the
-   * previous one; exit waits until it is written (bounded: the master may be gone).
+   * previous one, and every WebSocket and stream the drain closed (its open counts are then
+   * final); exit waits until it is written (bounded: the master may be gone).
    */
   private lastBeat(): Promise<void> {
     if (!process.connected) return Promise.resolve();

@@ -227,15 +227,15 @@ export class FiguresStore {
    * live worker of the slot: while an old worker drains its connections beside its
    * replacement, both hold real ones, and the sum over slots is every open one.
    */
-  longLivedOpen(): Map<number, { websockets: number; streams: number }> {
-    const out = new Map<number, { websockets: number; streams: number }>();
-    for (const slot of this.slotOwners().keys()) out.set(slot, { websockets: 0, streams: 0 });
+  longLivedOpen(): Map<number, Record<LongLivedKind, number>> {
+    const out = new Map<number, Record<LongLivedKind, number>>();
+    for (const slot of this.slotOwners().keys()) out.set(slot, { websocket: 0, stream: 0 });
     for (const [w, l] of this.live) {
       const o = out.get(w.slot);
       const f = l.figures.longLived;
       if (!o || !f) continue;
-      o.websockets += f.websockets;
-      o.streams += f.streams;
+      o.websocket += f.websockets;
+      o.stream += f.streams;
     }
     return out;
   }

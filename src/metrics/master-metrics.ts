@@ -145,7 +145,7 @@ export class MasterMetrics {
     }
     const open: Sample[] = [];
     for (const [slot, o] of this.figures.longLivedOpen()) {
-      for (const kind of LONG_LIVED_KINDS) open.push({ labels: { kind, slot }, value: kind === 'websocket' ? o.websockets : o.streams });
+      for (const kind of LONG_LIVED_KINDS) open.push({ labels: { kind, slot }, value: o[kind] });
     }
     const ll = this.figures.longLived();
     const durations = ll.durations.flatMap((d) => histogramSamples('corral_long_lived_connection_duration_seconds', LONG_LIVED_BUCKETS, d.counts, d.sum, { kind: d.kind }));

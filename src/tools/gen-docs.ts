@@ -94,7 +94,7 @@ export function metricsTable(): string {
     '',
     `Buckets of \`http_server_request_duration_seconds\` (OpenTelemetry's defaults): ${DURATION_BUCKETS.join(', ')} s.`,
     '',
-    `Buckets of \`corral_long_lived_connection_duration_seconds\`: ${LONG_LIVED_BUCKETS.join(', ')} s (1 s to 24 h).`,
+    `Buckets of \`corral_long_lived_connection_duration_seconds\`: ${LONG_LIVED_BUCKETS.join(', ')} s.`,
     '',
     METRICS_END,
   );

@@ -186,7 +186,7 @@ describe('aggregation over workers', () => {
 
 describe('long-lived connections', () => {
   const closes = (s: FiguresStore) => new Map(s.longLived().closes.map((c) => [`${c.kind} ${c.by}`, c.count]));
-  const open = (s: FiguresStore) => [...s.longLivedOpen()].map(([slot, o]) => [slot, o.websockets, o.streams]);
+  const open = (s: FiguresStore) => [...s.longLivedOpen()].map(([slot, o]) => [slot, o.websocket, o.stream]);
 
   test('a heartbeat carries them only when useful: never for an app without any; only open counts when metrics are off', () => {
     assert.equal(longLivedToSend(longLived(0, 0), true), undefined);

@@ -178,4 +178,24 @@ describe('long-lived responses at a drain, through the CLI', () => {
     assert.equal((await hung.outcome).how !== 'end', true, 'the unanswered request was cut, not answered');
     for (const s of events) assert.equal((await s.outcome).how, 'end');
   });
+
+  test('the master killed: its workers end their streams politely and cut a request still running at graceful-timeout, each with a line', async () => {
+    const { c, port, log } = await serve(['--graceful-timeout', '2', '--close-spread', '0.5']);
+    const workers = await c.workerPids();
+    stream(port, '/hang?flush=1');
+    const events = await openStreams(port, 2);
+    await sleep(300);
+    const t0 = Date.now();
+    process.kill(c.pid, 'SIGKILL');
+    for (const s of events) assert.equal((await s.outcome).how, 'end');
+    const end = Date.now() + 8000;
+    while (workers.some(alive) && Date.now() < end) await sleep(50);
+    assert.deepEqual(workers.filter(alive), [], 'every worker exited');
+    assert.ok(Date.now() - t0 < 2000 + 1500, `exited ${Date.now() - t0} ms after the master died (graceful-timeout 2 s)`);
+    const all = lines(log);
+    assert.equal(all.filter((l) => l.url === '/events').length, 2, JSON.stringify(all));
+    const cut = all.filter((l) => l.url === '/hang?flush=1');
+    assert.equal(cut.length, 1, JSON.stringify(all));
+    assert.equal(cut[0]!.status, 200);
+  });
 });

@@ -297,6 +297,26 @@ describe('Server-Sent Events through the request path', () => {
     assert.deepEqual(recs.map((r) => r.status).sort(), [200, 200]);
   });
 
+  test('an Express stream (its response\'s prototype replaced per request) is seen and ended all the same', async () => {
+    const { default: express } = await import('express');
+    const app = express();
+    app.get('/events', (_req, res) => {
+      res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+      res.flushHeaders();
+      res.write('data: first\n\n');
+    });
+    const s = await new PathServer(app as unknown as App, new ConnectionTracker({ pollMs: 5 }), {}, { settings: { spreadMs: 0, closeReload: 1012, closeStop: 1001 } }).listen();
+    servers.push(s);
+    const c = sseClient(s.port);
+    await c.first;
+    assert.equal(s.longLived.figures().streams, 1);
+    s.longLived.drain('reload');
+    assert.equal(await c.outcome, 'end:data: first\n\n');
+    const [rec] = await s.waitRecords(1);
+    assert.equal(rec!.status, 200);
+    assert.deepEqual(s.longLived.figures().closed, [['stream', 'drain', 1]]);
+  });
+
   test('an ordinary response is not a stream', async () => {
     const s = await new PathServer(sseApp('setHeader')).listen();
     servers.push(s);

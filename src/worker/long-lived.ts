@@ -226,6 +226,8 @@ export class LongLived {
   upgraded(req: IncomingMessage, socket: Duplex, head?: Uint8Array): void {
     const s = socket as Socket;
     const conn = connectionOf(s);
+    // Told twice about one socket (an app's own 'upgrade' listener beside corral's): once counts.
+    if (conn?.longLived === 'websocket') return;
     const since = conn?.began || performance.now();
     if (conn) {
       conn.began = 0;

@@ -145,7 +145,7 @@ describe('WebSockets through the request path', () => {
 
   test('a paused socket stays paused: corral reads frames as they arrive, without resuming it', async () => {
     let serverWs: WebSocket | undefined;
-    const { s } = await wsServer({}, undefined, (ws) => (serverWs = ws));
+    const { s } = await wsServer({ settings: { spreadMs: 0, closeReload: 1012, closeStop: 1001 } }, undefined, (ws) => (serverWs = ws));
     const c = await wsClient(s.port);
     await until(() => serverWs !== undefined, 'the server side');
     serverWs!.pause();
@@ -156,11 +156,15 @@ describe('WebSockets through the request path', () => {
     await sleep(100);
     assert.deepEqual(got, [], 'nothing was delivered to the paused app');
     assert.equal(s.records().length, 0);
+    // corral has seen the client's close frame the app has not read: its drain sends none.
+    s.longLived.drain('reload');
+    await sleep(50);
     serverWs!.resume();
     assert.equal(await c.code, 4321);
     const [rec] = await s.waitRecords(1);
     assert.equal(rec!.ws_close, 4321);
     assert.deepEqual(got, ['one']);
+    assert.deepEqual(s.longLived.figures().closed, [['websocket', 'client', 1]]);
   });
 
   test('an upgrade counts once for max-requests; balance never sheds an upgraded connection', async () => {

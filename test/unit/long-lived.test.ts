@@ -5,6 +5,7 @@ import { LONG_LIVED_BUCKETS } from '../../src/ipc/messages.js';
 import { LongLived, spread } from '../../src/worker/long-lived.js';
 import type { CorralResponse } from '../../src/worker/response.js';
 import { cutMarginMs } from '../../src/worker/worker.js';
+import { compileAccessFormat } from '../../src/logging/access-format.js';
 
 /** A stand-in for an event-stream response: what LongLived touches of one. */
 class FakeStream extends EventEmitter {
@@ -157,5 +158,28 @@ describe('the worker\'s own cut before graceful-timeout runs out', () => {
     assert.equal(cutMarginMs(30_000), 1000);
     assert.equal(cutMarginMs(2000), 200);
     assert.equal(cutMarginMs(500), 50);
+  });
+});
+
+describe('a WebSocket\'s access line', () => {
+  const base = {
+    time: new Date('2026-01-02T03:04:05.678Z'), method: 'GET', url: '/ws', httpVersion: '1.1', status: 101, bytes: 5321,
+    durationMs: 65012.3, remoteAddr: '10.0.0.1', requestId: 'rid-1', pid: 42, worker: '1.2', rawHeaders: ['User-Agent', 'ua'],
+    res: { getHeader: () => undefined },
+  };
+
+  test('json: bytes_in and ws_close after duration_ms; an ordinary line is byte for byte what it was', () => {
+    const json = compileAccessFormat('json');
+    assert.equal(json({ ...base, bytesIn: 912, wsClose: 1012 }),
+      '{"time":"2026-01-02T03:04:05.678Z","remote_addr":"10.0.0.1","method":"GET","url":"/ws","protocol":"HTTP/1.1","status":101,"bytes":5321,"duration_ms":65012.3,"bytes_in":912,"ws_close":1012,"user_agent":"ua","request_id":"rid-1","pid":42,"worker":"1.2"}');
+    assert.equal(json({ ...base, status: 200 }),
+      '{"time":"2026-01-02T03:04:05.678Z","remote_addr":"10.0.0.1","method":"GET","url":"/ws","protocol":"HTTP/1.1","status":200,"bytes":5321,"duration_ms":65012.3,"user_agent":"ua","request_id":"rid-1","pid":42,"worker":"1.2"}');
+  });
+
+  test('templates: {bytes_in} and {ws_close}, "-" on ordinary lines; common is unchanged', () => {
+    const t = compileAccessFormat('{status} {bytes} {bytes_in} {ws_close}');
+    assert.equal(t({ ...base, bytesIn: 912, wsClose: 1001 }), '101 5321 912 1001');
+    assert.equal(t({ ...base, status: 200 }), '200 5321 - -');
+    assert.equal(compileAccessFormat('common')({ ...base, bytesIn: 912, wsClose: 1001 }), '10.0.0.1 - - [02/Jan/2026:03:04:05 +0000] "GET /ws HTTP/1.1" 101 5321');
   });
 });

@@ -169,9 +169,13 @@ export class ConnectionTracker {
     return this.inflight.size;
   }
 
-  /** The oldest request still being served. */
+  /** The oldest request still being served, event streams aside (they are meant to last). */
   oldest(): BusyWith | undefined {
-    for (const res of this.inflight) return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };
+    for (const res of this.inflight) {
+      const conn = connectionOf(res.req.socket);
+      if (conn?.longLived === 'stream' && conn.res === res) continue;
+      return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };
+    }
     return undefined;
   }
 

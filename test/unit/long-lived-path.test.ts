@@ -241,6 +241,7 @@ describe('Server-Sent Events through the request path', () => {
       const c = sseClient(s.port);
       await c.first;
       assert.equal(s.longLived.figures().streams, 1);
+      assert.equal(s.tracker.oldest(), undefined, 'a stream is not the request a busy worker is stuck on');
       void s.tracker.drain();
       s.longLived.drain('shutdown');
       assert.equal(await c.outcome, 'end:data: first\n\n');

@@ -240,7 +240,7 @@ export class LongLived {
     this.open.add(e);
     this.websockets++;
     if (head && head.length > 0) e.received(head);
-    observe(s, e);
+    observe(s, e, head === undefined);
     s.once('end', () => {
       e.peerEndedFirst = !s.writableEnded;
     });
@@ -428,14 +428,33 @@ export function spread<T>(entries: T[], start: number, spreadMs: number, random:
   return due;
 }
 
-/** Counts and scans what goes through the socket each way, without changing how it flows. */
-function observe(socket: Socket, e: Upgraded): void {
-  const s = socket as unknown as { push: PushFn; _write: WriteFn; _writev: WritevFn };
+/**
+ * Counts and scans what goes through the socket each way, without changing how it flows.
+ * `headUnknown`: the caller did not pass the bytes read past the request's head; WebSocket
+ * libraries put them back in front of the socket (`unshift`) before anything else arrives,
+ * so a first unshift before any read is taken for them.
+ */
+function observe(socket: Socket, e: Upgraded, headUnknown: boolean): void {
+  const s = socket as unknown as { push: PushFn; unshift: PushFn; _write: WriteFn; _writev: WritevFn };
   const push = s.push;
+  let read = false;
   s.push = function (chunk, encoding) {
-    if (chunk !== null && chunk !== undefined) e.received(bytesOf(chunk, encoding));
+    if (chunk !== null && chunk !== undefined) {
+      read = true;
+      e.received(bytesOf(chunk, encoding));
+    }
     return push.call(this, chunk, encoding);
   };
+  if (headUnknown) {
+    const unshift = s.unshift;
+    s.unshift = function (chunk, encoding) {
+      if (!read && chunk !== null && chunk !== undefined) {
+        read = true;
+        e.received(bytesOf(chunk, encoding));
+      }
+      return unshift.call(this, chunk, encoding);
+    };
+  }
   const write = s._write;
   s._write = function (data, encoding, cb) {
     e.sent(bytesOf(data, encoding));

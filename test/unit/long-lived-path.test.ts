@@ -7,7 +7,7 @@ import { get as httpGet, type ClientRequest, type IncomingMessage, type ServerRe
 import { after, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ConnectionTracker } from '../../src/worker/connections.js';
-import { PathServer, until, type App } from '../helpers/request-path.js';
+import { PathServer, RawClient, until, type App } from '../helpers/request-path.js';
 import type { LongLivedOptions } from '../../src/worker/long-lived.js';
 
 const servers: PathServer[] = [];
@@ -20,7 +20,7 @@ after(() => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A PathServer whose 'upgrade' requests go to a ws server, as the worker hands them to an app. */
-async function wsServer(opts: LongLivedOptions = {}, app: App = (_req, res) => res.end('ok'), onConnection?: (ws: WebSocket) => void, tracker = new ConnectionTracker({ pollMs: 5 })) {
+async function wsServer(opts: LongLivedOptions = {}, app: App = (_req, res) => res.end('ok'), onConnection?: (ws: WebSocket) => void, tracker = new ConnectionTracker({ pollMs: 5 }), passHead = true) {
   const s = new PathServer(app, tracker, {}, { closeWaitMs: 300, ...opts });
   const wss = new WebSocketServer({ noServer: true });
   wss.on('connection', (ws) => {
@@ -28,7 +28,8 @@ async function wsServer(opts: LongLivedOptions = {}, app: App = (_req, res) => r
     onConnection?.(ws);
   });
   s.server.on('upgrade', (req, socket, head) => {
-    s.longLived.upgraded(req, socket, head);
+    if (passHead) s.longLived.upgraded(req, socket, head);
+    else s.longLived.upgraded(req, socket);
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
   await s.listen();
@@ -97,6 +98,27 @@ describe('WebSockets through the request path', () => {
     assert.equal(rec!.bytes, 10 + 7);
     assert.deepEqual(s.longLived.figures().closed, [['websocket', 'client', 1]]);
   });
+
+  for (const passHead of [true, false]) {
+    test(`frames sent with the handshake, in one packet, are counted and read (the head ${passHead ? 'passed' : 'not passed'} to upgraded())`, async () => {
+      const { s } = await wsServer({}, undefined, undefined, undefined, passHead);
+      const c = new RawClient(s.port);
+      await c.connected();
+      // Masked with a zero key: the payload reads as sent.
+      const text = Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69]);
+      const close = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x11, 0x5c]); // 4444
+      c.socket.write(Buffer.concat([Buffer.from('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+        + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'), text, close]));
+      await c.waitClosed();
+      const [rec] = await s.waitRecords(1);
+      assert.equal(rec!.status, 101);
+      assert.equal(rec!.ws_close, 4444);
+      assert.equal(rec!.bytes_in, 16);
+      assert.match(c.got, /^HTTP\/1\.1 101 /);
+      assert.deepEqual(s.longLived.figures().closed, [['websocket', 'client', 1]]);
+      c.destroy();
+    });
+  }
 
   test('the app closes first: "app", with the app\'s code', async () => {
     const { s } = await wsServer({}, undefined, (ws) => setTimeout(() => ws.close(4100), 30));

@@ -9,13 +9,13 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import type { Logger } from '../logging/logger.js';
 import { WORKER_EXIT } from '../exit-codes.js';
-import type { MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
+import type { DrainReason, MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
 import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
-import { corralServer, type RequestPath } from './server.js';
+import { corralServer, serveUpgrades, type RequestPath } from './server.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
@@ -32,6 +32,10 @@ export class Worker {
   private readonly access: LineWriter | undefined;
   private readonly accessBatch: AccessBatch | undefined;
   private readonly servers: Server[] = [];
+  /** The app's drain signal (its init context): aborted, with the DrainReason, as the drain starts. */
+  private readonly draining = new AbortController();
+  /** True while the drain signal's listeners run, and until their exceptions have surfaced. */
+  private telling = false;
   private readonly requestMetrics: RequestMetrics;
   private readonly loopDelay = new EventLoopDelay();
   private readonly appMetrics: AppMetrics | undefined;
@@ -65,11 +69,16 @@ export class Worker {
     // USR1 is the master's (log reopen). Without a handler Node opens its inspector on USR1, which
     // `systemctl kill -s USR1` sent to the whole unit would do to every worker.
     process.on('SIGUSR1', () => {});
-    process.on('SIGTERM', () => void this.drain('SIGTERM'));
-    process.on('SIGQUIT', () => void this.drain('SIGQUIT'));
+    process.on('SIGTERM', () => void this.drain('shutdown', 'SIGTERM'));
+    process.on('SIGQUIT', () => void this.drain('shutdown', 'SIGQUIT'));
     process.on('disconnect', () => this.masterGone());
     process.on('message', (msg: MasterMessage) => this.onMessage(msg));
     process.on('uncaughtException', (err) => {
+      if (this.telling) {
+        // EventTarget reports a listener's exception this way, on the next tick.
+        this.log.error({ err }, 'the app\'s drain-signal listener threw; the drain goes on');
+        return;
+      }
       this.log.error({ err }, 'uncaught exception in the app; asking for a replacement');
       this.retire('uncaught exception');
     });
@@ -80,7 +89,7 @@ export class Worker {
   }
 
   private onMessage(msg: MasterMessage): void {
-    if (msg.t === 'drain') void this.drain('master');
+    if (msg.t === 'drain') void this.drain(msg.reason, 'master');
     else if (msg.t === 'stop') this.fastStop();
     else if (msg.t === 'balance') this.tracker.balance(msg.limit);
     else if (msg.t === 'reopen') this.reopenAccessLog(msg.path);
@@ -101,7 +110,7 @@ export class Worker {
       this.accessBatch?.flush();
       process.exit(1);
     }, this.spec.gracefulTimeoutMs);
-    void this.drain('master gone');
+    void this.drain('shutdown', 'master gone');
   }
 
   /** Lines already batched go to the file they were meant for; the rest to the (re)opened one. */
@@ -127,15 +136,6 @@ export class Worker {
       log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
       process.exit(WORKER_EXIT.APP_LOAD);
     }
-    try {
-      await app.init?.();
-    } catch (err) {
-      const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
-      this.send({ t: 'boot-failed', kind: 'init', message });
-      log.fatal({ err }, message);
-      process.exit(WORKER_EXIT.INIT);
-    }
-    if (this.stopping) return;
     const requests = new RequestLog({
       format: spec.logs.accessFormat,
       prefix: spec.logs.accessPrefix,
@@ -151,8 +151,22 @@ export class Worker {
       },
     });
     const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
+    // The servers exist before init and listen after it: what the app attaches to them in init
+    // (Socket.IO, @hono/node-ws, its own 'upgrade' listeners) serves their first connection.
+    this.servers.push(...spec.listeners.map(() => corralServer(spec.http, path)));
     try {
-      await Promise.all(spec.listeners.map((l) => this.listen(l.fd, path)));
+      await app.init?.({ servers: [...this.servers], signal: this.draining.signal });
+    } catch (err) {
+      const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
+      this.send({ t: 'boot-failed', kind: 'init', message });
+      log.fatal({ err }, message);
+      process.exit(WORKER_EXIT.INIT);
+    }
+    if (this.stopping) return;
+    const upgrade = app.upgrade?.();
+    if (upgrade) for (const s of this.servers) serveUpgrades(s, upgrade, log);
+    try {
+      await Promise.all(spec.listeners.map((l, i) => this.listen(this.servers[i]!, l.fd)));
     } catch (err) {
       const message = `cannot listen: ${(err as Error).message}`;
       this.send({ t: 'boot-failed', kind: 'listen', message });
@@ -168,9 +182,7 @@ export class Worker {
     log.debug({ app: app.kind }, 'worker ready');
   }
 
-  private listen(fd: number, path: RequestPath): Promise<void> {
-    const server = corralServer(this.spec.http, path);
-    this.servers.push(server);
+  private listen(server: Server, fd: number): Promise<void> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       // The backlog must be an argument: listen() ignores options.backlog when given an fd.
@@ -197,15 +209,36 @@ export class Worker {
     this.send(this.heartbeatMessage());
   }
 
-  private async drain(why: string): Promise<void> {
+  /** `reason`: what the app hears (the drain signal's reason); `why`: what started it, for the log. */
+  private async drain(reason: DrainReason, why: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = 'drain';
-    this.log.debug({ why }, 'draining');
+    this.log.debug({ why, reason }, 'draining');
+    // The app hears it first, so its own goodbyes (io.close(), closing its WebSockets with
+    // 1012, ending its event streams) go out while everything is still open.
+    this.tellApp(reason);
+    this.longLived.drain(reason);
     // Stop accepting without http.Server#close(), which also drops idle keep-alive
     // connections at once and races clients that are about to reuse them.
     this.stopAccepting();
     await this.tracker.drain();
     await this.finish(0);
+  }
+
+  /**
+   * Aborts the drain signal. A listener that throws does not stop the drain: EventTarget
+   * reports it as an uncaught exception on the next tick, which is logged as the listener's.
+   */
+  private tellApp(reason: DrainReason): void {
+    this.telling = true;
+    try {
+      this.draining.abort(reason);
+    } catch (err) {
+      this.log.error({ err }, 'the app\'s drain-signal listener threw; the drain goes on');
+    }
+    process.nextTick(() => {
+      this.telling = false;
+    });
   }
 
   private stopAccepting(): void {

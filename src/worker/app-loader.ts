@@ -88,7 +88,10 @@ export async function loadApp(ref: string, cwd: string): Promise<LoadedApp> {
   const hooks = hooksOf(mod);
   const app = await classify(target, `${file} export '${name}'`, true);
   const upgrade = hooks.upgrade;
-  return { ...app, init: hooks.init ?? app.init, close: chain(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade };
+  // The app's own readiness first (a Fastify instance's ready()): the module's init then sees
+  // a complete app, and what ready() adds (plugins' decorations, their 'upgrade' listeners) is there.
+  const init = chainInit(app.init, hooks.init);
+  return { ...app, init, close: chain(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade };
 }
 
 function isApp(v: unknown): boolean {
@@ -102,6 +105,14 @@ function hooksOf(mod: Record<string, unknown>): { init?: (ctx: InitContext) => u
     init: typeof init === 'function' ? (init as (ctx: InitContext) => unknown) : undefined,
     close: typeof close === 'function' ? (close as () => unknown) : undefined,
     upgrade: typeof upgrade === 'function' ? (upgrade as UpgradeHandler) : undefined,
+  };
+}
+
+function chainInit(a?: (ctx: InitContext) => unknown, b?: (ctx: InitContext) => unknown): ((ctx: InitContext) => unknown) | undefined {
+  if (!a || !b) return a ?? b;
+  return async (ctx) => {
+    await a(ctx);
+    await b(ctx);
   };
 }
 

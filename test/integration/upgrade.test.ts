@@ -290,6 +290,17 @@ describe('the drain signal', () => {
     assert.equal((await c.waitExit()).code, 0);
   });
 
+  test('a Fastify instance with an init export: ready() runs first, @fastify/websocket serves, its clients see 1001 at QUIT', async () => {
+    const { c, port } = await serve('fastify-ws-signal.mjs');
+    const url = `ws://127.0.0.1:${port}/ws`;
+    assert.equal((await echoes(url)).size, 2);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => openWs(url)));
+    const closed = Promise.all(clients.map(closeOf));
+    c.signal('SIGQUIT');
+    for (const got of await closed) assert.deepEqual(got, { code: 1001, reason: 'shutdown' });
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
   test('an abort listener that throws is logged and the drain goes on', async () => {
     const { c, port } = await serve('ws-express.mjs', { THROW_AT_DRAIN: '1' });
     const clients = await Promise.all(Array.from({ length: 4 }, () => openWs(`ws://127.0.0.1:${port}/chat`)));

@@ -236,6 +236,7 @@ describe('the upgrade path', () => {
     { name: 'the upgrade export (ws)', fixture: 'ws-express.mjs', path: '/chat' },
     { name: '@hono/node-ws', fixture: 'hono-ws.mjs', path: '/ws' },
     { name: '@fastify/websocket', fixture: 'fastify-ws.mjs', path: '/ws' },
+    { name: 'an upgrade listener added in init after an await', fixture: 'ws-async-init.mjs', path: '/ws' },
   ];
   for (const r of RELOADED) {
     test(`${r.name}: every handshake during a HUP and right after it upgrades (no 200/400/404 window)`, async () => {

@@ -291,6 +291,39 @@ describe('the drain signal', () => {
     assert.equal((await c.waitExit()).code, 0);
   });
 
+  test('the reason is "scale-down" for the worker TTOU retires; "shutdown" for a worker sent TERM itself', async () => {
+    const { c, port } = await serve('ws-express.mjs');
+    const url = `ws://127.0.0.1:${port}/chat`;
+    /** Clients that answered, each with the PID of its worker and its close to come. */
+    const connectAll = (n: number) => Promise.all(Array.from({ length: n }, async (_, i) => {
+      const ws = await openWs(url);
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+      const pid = (await roundTrip(ws, `hello ${i}`)).split(' ')[0]!;
+      return { ws, pid, closed };
+    }));
+    const clients = await connectAll(CLIENTS);
+    assert.equal(new Set(clients.map((x) => x.pid)).size, 2, 'clients on both workers');
+    c.signal('SIGTTOU');
+    const first = await within(WAIT_MS, 'a close after TTOU', Promise.race(clients.map(async (x) => ({ pid: x.pid, got: await x.closed }))));
+    assert.deepEqual(first.got, { code: 1012, reason: 'scale-down' });
+    const retired = clients.filter((x) => x.pid === first.pid);
+    for (const x of retired) assert.deepEqual(await within(WAIT_MS, 'the close of a retired worker\'s client', x.closed), { code: 1012, reason: 'scale-down' });
+    const kept = clients.filter((x) => x.pid !== first.pid);
+    assert.ok(kept.length > 0 && kept.every((x) => x.ws.readyState === WebSocket.OPEN), 'the other worker\'s clients stay');
+    process.kill(Number(kept[0]!.pid), 'SIGTERM');
+    for (const x of kept) assert.deepEqual(await within(WAIT_MS, 'the close of a TERMed worker\'s client', x.closed), { code: 1001, reason: 'shutdown' });
+    await stop(c);
+  });
+
+  test('the reason is "shutdown" for a worker whose master is gone', async () => {
+    const { c, port } = await serve('ws-express.mjs');
+    const clients = await Promise.all(Array.from({ length: 6 }, () => openWs(`ws://127.0.0.1:${port}/chat`)));
+    const closed = Promise.all(clients.map(closeOf));
+    process.kill(c.pid, 'SIGKILL');
+    for (const got of await closed) assert.deepEqual(got, { code: 1001, reason: 'shutdown' });
+    c.kill();
+  });
+
   test('a Fastify instance with an init export: ready() runs first, @fastify/websocket serves, its clients see 1001 at QUIT', async () => {
     const { c, port } = await serve('fastify-ws-signal.mjs');
     const url = `ws://127.0.0.1:${port}/ws`;

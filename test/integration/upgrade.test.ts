@@ -264,10 +264,16 @@ describe('the upgrade path', () => {
     });
   }
 
-  test('Socket.IO: right after a HUP, every client connects and is answered by the new generation', async () => {
+  test('Socket.IO: io.close() at the drain signal disconnects the old clients; right after a HUP, every client connects to the new generation', async () => {
     const { c, port } = await serve('socketio.mjs');
     const before = new Set((await c.workerPids()).map(String));
+    const old = await Promise.all(Array.from({ length: 4 }, () => ioConnect(port, ['websocket'])));
+    const gone = Promise.all(old.map((s) => new Promise<string>((resolve) => s.once('disconnect', (reason, details) => {
+      resolve(`${reason} ${(details as { context?: { code?: number } } | undefined)?.context?.code}`);
+    }))));
     await reload(c);
+    // 1005: a close frame without a code, as engine.io's close sends it; a cut connection would be 1006.
+    assert.deepEqual(await within(WAIT_MS, 'the old clients\' disconnect', gone), old.map(() => 'transport close 1005'), 'closed by the app at the drain');
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => ioConnect(port, ['websocket'])));
     const pids = new Set(await Promise.all(clients.map((s, i) => ioEcho(s, `after ${i}`))));
     for (const s of clients) s.close();

@@ -19,7 +19,7 @@ import WebSocket from 'ws';
 const WS_ABNORMAL = 1006;
 
 // The most events that fall in any window of `windowMs` (times in ms, any order).
-export function peakInWindow(times, windowMs = 100) {
+function peakInWindow(times, windowMs = 100) {
   const xs = [...times].sort((a, b) => a - b);
   let peak = 0;
   let lo = 0;
@@ -320,7 +320,3 @@ export class LongLivedLoad {
   }
 }
 
-/** Opens a load (see LongLivedLoad) and resolves once every client's first handshake is decided. */
-export function openLongLived(opts) {
-  return new LongLivedLoad(opts).open();
-}

@@ -1,11 +1,11 @@
 // Long-lived connections for the websocket scenario: a WebSocket echo (the `ws` package in
 // its noServer mode, handed each upgrade by corral through the `upgrade` export) and a
 // Server-Sent Event stream at /events that sends one event a second and never ends.
-// Anything else answers 200 'hello world' (the readiness probe).
+// Anything else answers 200 'hello world' (the readiness probe, plain requests).
 //
-// Both tell the client which process serves it, in an X-Served-By response header (on the
-// 101 of the upgrade and on the stream's 200), so a client can tell an old worker from
-// a new one after a reload.
+// Every answer tells the client which process serves it, in an X-Served-By response header
+// (on the 101 of an upgrade too), so a client can tell an old worker from a new one after a
+// reload.
 //
 // With BENCH_STATS_DIR set, the process registers itself by creating <dir>/<pid>.ndjson,
 // as apps/hello.mjs does, so the bench can list the workers that run it.
@@ -42,8 +42,8 @@ function events(req, res) {
 }
 
 export default function app(req, res) {
-  if (req.url === '/events') return events(req, res);
-  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 11 });
+  if (req.url === '/events' || req.url.startsWith('/events?')) return events(req, res);
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 11, 'X-Served-By': String(process.pid) });
   res.end('hello world');
 }
 

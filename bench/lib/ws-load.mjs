@@ -61,7 +61,8 @@ export class LongLivedLoad {
   }) {
     const base = new URL(url);
     this.wsUrl = `ws://${base.host}${wsPath}`;
-    this.sseTarget = { host: base.hostname, port: Number(base.port), path: ssePath };
+    this.sseTarget = { host: base.hostname, port: Number(base.port) };
+    this.ssePath = ssePath;
     this.opts = { intervalMs, batch, reconnect, retryMs, maxAttempts, handshakeTimeoutMs, serverHeader };
     this.clients = [];
     for (let i = 0; i < ws; i++) this.clients.push(this.newClient('ws', i));
@@ -139,7 +140,8 @@ export class LongLivedLoad {
         this.handshake(c, initial, fields);
         resolve(fields.ok);
       };
-      const ws = new WebSocket(this.wsUrl, { perMessageDeflate: false, handshakeTimeout: this.opts.handshakeTimeoutMs });
+      // The client's id in the query, so a server's access line can be matched to it.
+      const ws = new WebSocket(`${this.wsUrl}?client=ws${c.id}`, { perMessageDeflate: false, handshakeTimeout: this.opts.handshakeTimeoutMs });
       c.conn = ws;
       c.expect = c.sent;
       ws.on('upgrade', (res) => { server = res.headers[this.opts.serverHeader] ?? null; });
@@ -186,7 +188,7 @@ export class LongLivedLoad {
         resolve(fields.ok);
       };
       const req = http.get({
-        ...this.sseTarget, agent: false, headers: { Accept: 'text/event-stream' },
+        ...this.sseTarget, path: `${this.ssePath}?client=sse${c.id}`, agent: false, headers: { Accept: 'text/event-stream' },
       }, (res) => {
         req.setTimeout(0);
         if (res.statusCode !== 200) {
@@ -300,6 +302,7 @@ export class LongLivedLoad {
     return {
       clients: { ws: this.clients.filter((c) => c.kind === 'ws').length, sse: this.clients.filter((c) => c.kind === 'sse').length },
       initialFailed: this.handshakes.filter((h) => h.initial && !h.ok).length,
+      closes: closes.length,
       wsCloseCodes: countBy(wsCloses, (e) => e.code),
       wsAbnormal: wsCloses.filter((e) => e.code === WS_ABNORMAL).length,
       sseEnded: sseCloses.filter((e) => e.how === 'end').length,

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { LONG_LIVED_BUCKETS, type DrainReason, type LongLivedCloser, type LongLivedFigures, type LongLivedKind, type WorkerSpec } from '../ipc/messages.js';
+import type { DrainReason, LongLivedCloser, LongLivedFigures, LongLivedKind, WorkerSpec } from '../ipc/messages.js';
+import { LONG_LIVED_BUCKETS } from '../metrics/definitions.js';
 import { connectionOf, type Connection } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import { requestId } from './request-id.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
-import { LONG_LIVED_BUCKETS } from '../../src/ipc/messages.js';
+import { LONG_LIVED_BUCKETS } from '../../src/metrics/definitions.js';
 import { LongLived, spread } from '../../src/worker/long-lived.js';
 import type { CorralResponse } from '../../src/worker/response.js';
 import { cutMarginMs } from '../../src/worker/worker.js';

@@ -172,6 +172,36 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal(servingCount(h), 2);
   });
 
+  test('the drain message tells each worker why, for its app\'s signal: recycle, reload, scale-down, shutdown', async () => {
+    const h = await serving({ workers: '2', maxMemory: '100M' });
+    const reasonOf = (c: { sent: Array<{ t: string; reason?: string }> }) => c.sent.find((m) => m.t === 'drain')?.reason;
+    const [a, b] = h.rt.alive(1);
+    a!.say({ t: 'retire', reason: 'max-requests' });
+    await h.rt.settle();
+    h.rt.children.at(-1)!.ready();
+    await h.rt.settle();
+    assert.equal(reasonOf(a!), 'recycle', 'max-requests');
+    b!.say({ t: 'hb', rss: 50 * 1048576, inflight: 0 });
+    b!.say({ t: 'hb', rss: 200 * 1048576, inflight: 0 });
+    await h.rt.advance(1000);
+    h.rt.children.at(-1)!.ready();
+    await h.rt.settle();
+    assert.equal(reasonOf(b!), 'recycle', 'max-memory');
+    const serving1 = h.rt.alive(1).filter((c) => !c.got('drain'));
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    for (const c of h.rt.alive(2)) c.ready();
+    await h.rt.settle();
+    assert.deepEqual(serving1.map(reasonOf), ['reload', 'reload']);
+    const gen2 = h.rt.alive(2);
+    h.rt.signal('SIGTTOU');
+    await h.rt.settle();
+    assert.deepEqual(gen2.map(reasonOf).filter(Boolean), ['scale-down']);
+    h.rt.signal('SIGQUIT');
+    await h.rt.settle();
+    assert.equal(reasonOf(gen2.find((c) => reasonOf(c) !== 'scale-down')!), 'shutdown');
+  });
+
   test('a booting worker that asks to be replaced (uncaught exception in init) is killed and counted as a failed boot', async () => {
     const h = await startMaster({ workers: '1' });
     const first = h.rt.children[0]!;

@@ -1,69 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Corral } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
 import { app } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
+import { REDIS_SERVER, Redis } from '../helpers/redis.js';
 
 // Two corral instances, as two hosts would run them (two masters, two ports), whose app uses
 // @socket.io/redis-adapter with the `redis` client, against Debian's redis-server started
 // here as a plain process on a loopback port.
 
-const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
-
 const started: Corral[] = [];
-let redis: ChildProcess | undefined;
+let redis: Redis | undefined;
 after(async () => {
   started.forEach((c) => c.kill());
-  if (redis?.pid && redis.exitCode === null && redis.signalCode === null) {
-    const gone = new Promise((r) => redis!.once('exit', r));
-    process.kill(redis.pid, 'SIGTERM');
-    const timer = setTimeout(() => redis?.pid && process.kill(redis.pid, 'SIGKILL'), 5000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await redis?.stop();
 });
-
-/** True once redis-server answers PING on `port`. */
-function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.setTimeout(1000, () => s.destroy());
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      got += String(d);
-      if (got.includes('\r\n')) s.end();
-    });
-    s.on('close', () => resolve(got.startsWith('+PONG')));
-    s.on('error', () => {});
-  });
-}
-
-async function startRedis(): Promise<string> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'corral-redis-'));
-  redis = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  const end = Date.now() + 10_000;
-  while (!(await pong(port))) {
-    if (redis.exitCode !== null) throw new Error(`redis-server exited with ${redis.exitCode}`);
-    if (Date.now() > end) throw new Error('redis-server does not answer PING within 10 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return `redis://127.0.0.1:${port}`;
-}
 
 interface Emitted {
   pid: number;
@@ -88,9 +40,10 @@ async function json<T>(port: number, path: string): Promise<T> {
   return JSON.parse(r.body) as T;
 }
 
-describe('Socket.IO across hosts: the Redis adapter', { timeout: 60_000, skip: REDIS ? false : 'redis-server is not installed (scripts/setup installs it)' }, () => {
+describe('Socket.IO across hosts: the Redis adapter', { timeout: 60_000, skip: REDIS_SERVER ? false : 'redis-server is not installed (scripts/setup installs it)' }, () => {
   test('two corral instances: a serverSideEmit from a worker of one reaches every worker of both', async () => {
-    const url = await startRedis();
+    redis = await Redis.start();
+    const { url } = redis;
     const [a, b] = await Promise.all([host('host-a', url), host('host-b', url)]);
     const pids = { a: await a.c.workerPids(), b: await b.c.workerPids() };
     assert.equal(pids.a.length + pids.b.length, 4);

@@ -111,8 +111,8 @@ export class AdapterRelay {
   }
 
   private send(peer: RelayPeer, msg: AdapterMessage): void {
-    const state = this.#peers.get(peer)!;
-    if (!peer.connected) return;
+    const state = this.#peers.get(peer);
+    if (!state || !peer.connected) return;
     if (state.queued >= MAX_QUEUED) {
       if (state.dropped++ === 0) this.warn(`${peer.name} does not read its channel (${MAX_QUEUED} Socket.IO adapter messages waiting): the next ones are dropped until it catches up`);
       return;

@@ -77,7 +77,7 @@ export class Master {
   private openChannels = 0;
   private readonly balancer = new Balancer();
   /** Passes @socket.io/cluster-adapter's messages between workers (relay.ts). */
-  private readonly relay = new AdapterRelay((line) => this.d.log.warn(line));
+  private readonly relay: AdapterRelay;
   private readonly rt: MasterRuntime;
   /** The stop under way: the signal that began it, when, and (during a shutdown delay) when the drain starts. */
   private stop: { sig: Sig; since: number; drainAt: number | undefined } | undefined;
@@ -87,6 +87,7 @@ export class Master {
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
+    this.relay = new AdapterRelay((line) => this.d.log.warn(line), () => this.rt.now());
     this.lastTickAt = this.rt.now();
     this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
     this.metrics.masterStarted(this.lastTickAt);

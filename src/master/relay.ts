@@ -20,9 +20,10 @@
  * never answer, instead of waiting for the adapter's heartbeat timeout.
  *
  * A message is forwarded as the object the IPC channel parsed, unchanged: each write
- * serializes it once, as `worker.send()` does for setupPrimary. A worker whose channel has
- * more than MAX_QUEUED relayed messages not yet written (it is not reading) misses the next
- * ones until it catches up, so one stuck worker cannot grow the master without bound.
+ * serializes it once, as `worker.send()` does for setupPrimary. Writes a worker has not read
+ * yet wait in the master; a burst is fine (a busy worker catches up), but a worker that has
+ * not read one of them for STALL_MS (its event loop is blocked), or has MAX_QUEUED waiting,
+ * misses the next ones until it reads again, so no worker can grow the master without bound.
  */
 
 /** The marker the adapter puts in `source`. */
@@ -30,7 +31,9 @@ const SOURCE = '_sio_adapter';
 /** ADAPTER_CLOSE in socket.io-adapter's MessageType. */
 const ADAPTER_CLOSE = 13;
 /** Relayed messages a worker may have waiting in its channel before the next ones are dropped. */
-const MAX_QUEUED = 10_000;
+const MAX_QUEUED = 100_000;
+/** How long a worker may leave relayed messages unread before the next ones are dropped (ms). */
+const STALL_MS = 5000;
 /** Adapters (namespaces) remembered per worker: a bound, not a limit an app should meet. */
 const MAX_UIDS = 1024;
 /** The longest uid remembered (the adapter's are 16 hex digits). */
@@ -64,7 +67,9 @@ interface PeerState {
   readonly uids: Map<string, string>;
   /** Relayed messages handed to the channel and not yet written. */
   queued: number;
-  /** Messages dropped since the channel last caught up. */
+  /** When a write last completed, or the first of those waiting was handed over. */
+  progressAt: number;
+  /** Messages dropped since the worker last read. */
   dropped: number;
 }
 
@@ -72,11 +77,15 @@ export class AdapterRelay {
   readonly #peers = new Map<RelayPeer, PeerState>();
   readonly #owners = new Map<string, RelayPeer>();
 
-  constructor(private readonly warn: (line: string) => void) {}
+  constructor(
+    private readonly warn: (line: string) => void,
+    /** Monotonic milliseconds. */
+    private readonly now: () => number,
+  ) {}
 
   /** A new worker: it receives what the others send from now on. */
   join(peer: RelayPeer): void {
-    this.#peers.set(peer, { uids: new Map(), queued: 0, dropped: 0 });
+    this.#peers.set(peer, { uids: new Map(), queued: 0, progressAt: 0, dropped: 0 });
   }
 
   /**
@@ -113,17 +122,23 @@ export class AdapterRelay {
   private send(peer: RelayPeer, msg: AdapterMessage): void {
     const state = this.#peers.get(peer);
     if (!state || !peer.connected) return;
-    if (state.queued >= MAX_QUEUED) {
-      if (state.dropped++ === 0) this.warn(`${peer.name} does not read its channel (${MAX_QUEUED} Socket.IO adapter messages waiting): the next ones are dropped until it catches up`);
+    const now = this.now();
+    if (state.queued > 0 && (state.queued >= MAX_QUEUED || now - state.progressAt > STALL_MS)) {
+      if (state.dropped++ === 0) {
+        const why = state.queued >= MAX_QUEUED ? `${MAX_QUEUED} Socket.IO adapter messages waiting` : `none of ${state.queued} Socket.IO adapter messages read for ${STALL_MS / 1000} s`;
+        this.warn(`${peer.name} does not read its channel (${why}): the next ones are dropped until it does`);
+      }
       return;
     }
+    if (state.dropped > 0) {
+      this.warn(`${peer.name} reads its channel again; ${state.dropped} Socket.IO adapter message(s) were dropped meanwhile`);
+      state.dropped = 0;
+    }
+    if (state.queued === 0) state.progressAt = now;
     state.queued++;
     const done = () => {
       state.queued--;
-      if (state.queued === 0 && state.dropped > 0) {
-        this.warn(`${peer.name} reads its channel again; ${state.dropped} Socket.IO adapter message(s) were dropped meanwhile`);
-        state.dropped = 0;
-      }
+      state.progressAt = this.now();
     };
     let sent = false;
     try {

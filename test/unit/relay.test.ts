@@ -109,20 +109,35 @@ describe('the master relays the Socket.IO cluster adapter between workers', () =
     assert.ok(!b.relayed.some((m) => m.uid === 'uid-c'), 'a response to the dead worker goes nowhere');
   });
 
-  test('a worker that does not read its channel misses messages instead of growing the master; a closed channel is skipped', async () => {
+  test('a burst waits for a busy worker; one that reads nothing for 5 s misses messages until it reads again; a closed channel is skipped', async () => {
     const { h, w } = await serving(3);
     const [a, b, c] = w as [FakeChild, FakeChild, FakeChild];
     b.stuck = true;
     c.connected = false;
-    for (let i = 0; i < 10_010; i++) a.sayRaw(adapterMessage('uid-a', 3, { data: { i } }));
+    for (let i = 0; i < 20_000; i++) a.sayRaw(adapterMessage('uid-a', 3, { data: { i } }));
     await h.rt.settle();
-    assert.equal(b.relayed.length, 10_000);
+    assert.equal(b.relayed.length, 20_000, 'a burst is not dropped');
     assert.equal(c.relayed.length, 0);
-    assert.ok(h.lines.some((l) => /does not read its channel .* dropped until it catches up/.test(l)));
+    await h.rt.advance(5001);
+    for (let i = 0; i < 10; i++) a.sayRaw(adapterMessage('uid-a', 3));
+    await h.rt.settle();
+    assert.equal(b.relayed.length, 20_000, 'dropped once nothing was read for 5 s');
+    assert.equal(h.lines.filter((l) => /does not read its channel \(none of 20000 Socket\.IO adapter messages read for 5 s\)/.test(l)).length, 1, 'said once');
     b.flush();
-    assert.ok(h.lines.some((l) => /reads its channel again; 10 Socket\.IO adapter message\(s\) were dropped/.test(l)));
     a.sayRaw(adapterMessage('uid-a', 2));
     await h.rt.settle();
-    assert.equal(b.relayed.length, 10_001, 'relayed again once it caught up');
+    assert.equal(b.relayed.length, 20_001, 'relayed again once it reads');
+    assert.ok(h.lines.some((l) => /reads its channel again; 10 Socket\.IO adapter message\(s\) were dropped/.test(l)));
+  });
+
+  test('at most 100,000 messages wait for one worker', async () => {
+    const { h, w } = await serving(2);
+    const [a, b] = w as [FakeChild, FakeChild];
+    b.stuck = true;
+    const msg = adapterMessage('uid-a', 3);
+    for (let i = 0; i < 100_005; i++) a.sayRaw(msg);
+    await h.rt.settle();
+    assert.equal(b.relayed.length, 100_000);
+    assert.ok(h.lines.some((l) => /does not read its channel \(100000 Socket\.IO adapter messages waiting\)/.test(l)));
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { io as connect } from 'socket.io-client';
 import { Corral } from '../helpers/corral.js';
 import { get, type Reply } from '../helpers/http.js';
 import { app } from '../helpers/paths.js';
@@ -136,6 +137,25 @@ describe('Socket.IO cluster adapter across corral workers', { timeout: 90_000 },
     assert.ok(ok, 'the session\'s own worker took one of the connections');
     assert.equal(ok.status, 200);
     assert.equal(ok.body, 'ok');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
+  test('socket.io-client over long-polling: connect_error, as the POST after the handshake reaches the other worker (400)', async () => {
+    const { c, port } = await serve(2);
+    // block: as above, each request's worker is busy for a moment after answering it.
+    const socket = connect(`http://127.0.0.1:${port}`, { transports: ['polling'], reconnection: false, query: { block: '1000' } });
+    try {
+      const err = await new Promise<Error & { context?: { status?: number } }>((resolve, reject) => {
+        socket.once('connect', () => reject(new Error('connected: the session\'s requests all reached one worker')));
+        socket.once('connect_error', resolve);
+      });
+      assert.equal(err.message, 'xhr post error');
+      assert.equal(err.context?.status, 400);
+      // The body (the test above reads it) is not always read before the client gives up.
+    } finally {
+      socket.close();
+    }
     c.signal('SIGQUIT');
     assert.equal((await c.waitExit()).code, 0);
   });

@@ -1,7 +1,7 @@
 /**
  * The master's side of @socket.io/cluster-adapter: what that package's `setupPrimary()` does
  * in a node:cluster primary, done between corral's workers (which are not cluster workers,
- * so an app must not call `setupPrimary()`: there is no cluster primary to set up).
+ * so an app does not call `setupPrimary()`: there is no cluster primary to set up).
  *
  * The protocol, as the adapter's worker side speaks it over `process.send`:
  *  - every message carries `source: '_sio_adapter'`, the sending adapter's `uid` (one per

@@ -7,7 +7,16 @@ import path from 'node:path';
 import { wrkVersion } from './wrk.mjs';
 import { nginxVersion } from './nginx.mjs';
 import { round } from './stats.mjs';
+import { fileURLToPath } from 'node:url';
 import { missesSection } from './misses.mjs';
+
+/** Hand-written before/after comparisons of corral's own builds, kept in RESULTS.md. */
+const BUILDS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'BUILDS.md');
+
+function buildsSection() {
+  if (!fs.existsSync(BUILDS_FILE)) return [];
+  return fs.readFileSync(BUILDS_FILE, 'utf8').replace(/<!--[\s\S]*?-->\n?/g, '').trim().split('\n');
+}
 
 export async function machineInfo() {
   const cpus = os.cpus();
@@ -121,6 +130,7 @@ function renderMarkdown(results) {
     '```',
     '',
     ...withBlank(missesSection(results)),
+    ...withBlank(buildsSection()),
     ...results.map(scenarioSection).join('\n\n').split('\n'),
     '',
   ].join('\n');

@@ -59,8 +59,11 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), ...rows.map(line)].join('\n');
 }
 
+/** A count an older master does not send: `-`, not a 0 it never said. */
+const maybe = (n: number | undefined) => (n === undefined ? '-' : String(n));
+
 /** The terminal rendering of a status document. */
-function renderStatus(st: StatusDoc): string {
+export function renderStatus(st: StatusDoc): string {
   const m = st.master;
   const out = [
     `master ${m.pid}: ${m.phase}, up ${duration(m.uptimeS)}, generation ${m.generation}, ${m.workersDesired} worker(s) wanted, ${m.requests} request(s) served`,
@@ -69,10 +72,10 @@ function renderStatus(st: StatusDoc): string {
     table(['listener', 'accept queue', 'limit'], st.listeners.map((l) => [l.label, l.queue === null ? 'n/a' : String(l.queue), l.limit === null ? 'n/a' : String(l.limit)])),
     '',
     table(
-      ['slot', 'pid', 'gen', 'state', 'uptime', 'requests', 'in flight', 'rss', 'loop delay', 'last check-in'],
+      ['slot', 'pid', 'gen', 'state', 'uptime', 'requests', 'in flight', 'ws', 'sse', 'rss', 'loop delay', 'last check-in'],
       st.workers.map((w) => [
         String(w.slot), String(w.pid), String(w.generation), w.state, duration(w.uptimeS), String(w.requests), String(w.inflight),
-        mib(w.rssBytes), w.eventLoopDelayS === null ? '-' : `${(w.eventLoopDelayS * 1000).toFixed(1)} ms`, `${duration(w.lastCheckinS)} ago`,
+        maybe(w.websockets), maybe(w.streams), mib(w.rssBytes), w.eventLoopDelayS === null ? '-' : `${(w.eventLoopDelayS * 1000).toFixed(1)} ms`, `${duration(w.lastCheckinS)} ago`,
       ]),
     ),
   ];

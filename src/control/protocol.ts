@@ -47,7 +47,8 @@ export function parseControlLine(line: string): ServerMessage {
   throw new Error(`a malformed line (not a control message): ${JSON.stringify(line.slice(0, 80))}`);
 }
 
-type Kind = 'number' | 'string' | 'number|null';
+/** `number?`: a field newer masters send; absent in an older master's answer, and left absent. */
+type Kind = 'number' | 'string' | 'number|null' | 'number?';
 
 const MASTER: Record<keyof StatusDoc['master'], Kind> = {
   pid: 'number', uptimeS: 'number', phase: 'string', generation: 'number', workersDesired: 'number', lastReload: 'string', requests: 'number',
@@ -55,12 +56,12 @@ const MASTER: Record<keyof StatusDoc['master'], Kind> = {
 const LISTENER: Record<keyof StatusDoc['listeners'][number], Kind> = { label: 'string', queue: 'number|null', limit: 'number|null' };
 const WORKER: Record<keyof StatusDoc['workers'][number], Kind> = {
   slot: 'number', pid: 'number', generation: 'number', state: 'string', uptimeS: 'number', requests: 'number', inflight: 'number',
-  rssBytes: 'number', eventLoopDelayS: 'number|null', lastCheckinS: 'number',
+  rssBytes: 'number', eventLoopDelayS: 'number|null', lastCheckinS: 'number', websockets: 'number?', streams: 'number?',
 };
 
 function fits(v: unknown, kind: Kind): boolean {
   if (kind === 'string') return typeof v === 'string';
-  return (typeof v === 'number' && Number.isFinite(v)) || (kind === 'number|null' && v === null);
+  return (typeof v === 'number' && Number.isFinite(v)) || (kind === 'number|null' && v === null) || (kind === 'number?' && v === undefined);
 }
 
 /** An object with exactly the fields `shape` names (extra fields are dropped), each of its kind. */
@@ -69,8 +70,8 @@ function record<T>(v: unknown, shape: Record<keyof T, Kind>, where: string): T {
   const o = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [key, kind] of Object.entries(shape) as Array<[string, Kind]>) {
-    if (!fits(o[key], kind)) throw new Error(`a malformed status reply: ${where}.${key} is ${key in o ? JSON.stringify(o[key]).slice(0, 40) : 'missing'}, not a ${kind}`);
-    out[key] = o[key];
+    if (!fits(o[key], kind)) throw new Error(`a malformed status reply: ${where}.${key} is ${key in o ? JSON.stringify(o[key]).slice(0, 40) : 'missing'}, not a ${kind === 'number?' ? 'number (or absent)' : kind}`);
+    if (o[key] !== undefined) out[key] = o[key];
   }
   return out as T;
 }

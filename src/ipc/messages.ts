@@ -92,14 +92,11 @@ export interface LongLivedFigures {
   /** Closes since the worker started, by kind and closer (only non-zero series). */
   closed: Array<[kind: LongLivedKind, by: LongLivedCloser, count: number]>;
   /**
-   * How long closed ones lasted, per kind: counts per bucket of LONG_LIVED_BUCKETS plus one
-   * for +Inf (per bucket, not cumulative), and the sum in seconds.
+   * How long closed ones lasted, per kind: counts per bucket of LONG_LIVED_BUCKETS
+   * (metrics/definitions.ts) plus one for +Inf (per bucket, not cumulative), and the sum in seconds.
    */
   durations: Array<[kind: LongLivedKind, counts: number[], sum: number]>;
 }
-
-/** Bucket bounds (seconds) of the long-lived connection duration histogram. */
-export const LONG_LIVED_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14400, 86400];
 
 /** What a worker measured, sent with its heartbeat: cumulative values, never deltas. */
 export interface WorkerFigures {
@@ -111,6 +108,11 @@ export interface WorkerFigures {
   http?: HttpSeries[];
   /** The app's prom-client metrics, only when they changed (at most every few seconds). */
   app?: AppMetricFamily[];
+  /**
+   * Its WebSockets and event streams, absent while none is open and none ever closed (absent
+   * means all zero, not "unchanged"); without the closes and durations when metrics are off.
+   */
+  longLived?: LongLivedFigures;
 }
 
 /** Why a worker asks to be replaced: the master turns it into the exit's typed cause. */

@@ -36,6 +36,8 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   request_id: (r) => r.requestId,
   pid: (r) => r.pid,
   worker: (r) => r.worker,
+  bytes_in: (r) => r.bytesIn,
+  ws_close: (r) => r.wsClose,
 };
 
 const FIELD_NAMES = Object.keys(FIELDS);
@@ -99,6 +101,9 @@ function json(r: AccessRecord): string {
   s += ',"method":' + jsonString(r.method) + ',"url":' + jsonString(r.url);
   if (r.httpVersion !== '') s += ',"protocol":' + jsonString('HTTP/' + r.httpVersion);
   s += ',"status":' + jsonNumber(r.status) + ',"bytes":' + jsonNumber(r.bytes) + ',"duration_ms":' + jsonNumber(round3(r.durationMs));
+  // Only upgraded connections have these: an ordinary request's line is unchanged.
+  if (r.bytesIn !== undefined) s += ',"bytes_in":' + jsonNumber(r.bytesIn);
+  if (r.wsClose !== undefined) s += ',"ws_close":' + jsonNumber(r.wsClose);
   const ua = reqHeader(r, 'user-agent');
   if (ua !== undefined) s += ',"user_agent":' + jsonString(ua);
   const referer = reqHeader(r, 'referer');

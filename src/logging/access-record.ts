@@ -22,6 +22,10 @@ export interface AccessRecord {
   rawHeaders: readonly string[];
   /** The response, for its headers. */
   res: { getHeader(name: string): string | string[] | number | undefined };
+  /** An upgraded connection (a tunnel): bytes received from the client after the request's head. */
+  bytesIn?: number;
+  /** A WebSocket: the close code (the client's, else the one sent to it, else 1006). */
+  wsClose?: number;
 }
 
 export type AccessFormatter = (r: AccessRecord) => string;

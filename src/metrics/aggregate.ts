@@ -3,10 +3,12 @@
  * kept as they came (cumulative); when a worker exits, its counters and histograms are
  * folded into retired totals, so a sum never goes back — whatever killed the worker
  * (SIGKILL included: what it reported at its last heartbeat stays counted). Gauges are
- * per slot, from the worker serving that slot, and leave with the worker.
+ * per slot, from the worker serving that slot, and leave with the worker. Long-lived
+ * connections are the same, with two differences: the open counts of a slot are summed
+ * over its live workers, and what a worker still had open when it exited is counted closed.
  */
-import type { AppMetricFamily, HttpSeries, WorkerFigures } from '../ipc/messages.js';
-import { METRIC_NAMES } from './definitions.js';
+import type { AppMetricFamily, HttpSeries, LongLivedCloser, LongLivedFigures, LongLivedKind, WorkerFigures } from '../ipc/messages.js';
+import { LONG_LIVED_CLOSERS, LONG_LIVED_KINDS, METRIC_NAMES } from './definitions.js';
 import type { Labels, Sample } from './text.js';
 
 /** A worker as the store knows it: its object identity is the key. */
@@ -93,6 +95,49 @@ function addApp(into: Map<string, AppAcc>, families: readonly AppMetricFamily[],
   }
 }
 
+/** Long-lived closes by kind and closer, and the duration histogram by kind. */
+interface LongLivedTotals {
+  /** Keyed `kind closer`. */
+  closed: Map<string, number>;
+  durations: Map<LongLivedKind, { counts: number[]; sum: number }>;
+}
+
+const closeKey = (kind: LongLivedKind, by: LongLivedCloser) => `${kind} ${by}`;
+
+const emptyLongLived = (): LongLivedTotals => ({ closed: new Map(), durations: new Map() });
+
+/**
+ * Adds a worker's long-lived figures (sign -1 takes them out). `died`: the worker is gone,
+ * so what it still had open was cut with it and counts as closed, `forced` (its duration is
+ * unknown: it stays out of the histogram).
+ */
+function addLongLived(into: LongLivedTotals, f: LongLivedFigures | undefined, sign: number, died: boolean): void {
+  if (!f) return;
+  const close = (kind: LongLivedKind, by: LongLivedCloser, n: number) => {
+    if (n === 0) return;
+    const key = closeKey(kind, by);
+    into.closed.set(key, (into.closed.get(key) ?? 0) + sign * n);
+  };
+  for (const [kind, by, n] of f.closed) close(kind, by, n);
+  if (died) {
+    close('websocket', 'forced', f.websockets);
+    close('stream', 'forced', f.streams);
+  }
+  for (const [kind, counts, sum] of f.durations) {
+    let t = into.durations.get(kind);
+    if (!t) {
+      t = { counts: new Array<number>(counts.length).fill(0), sum: 0 };
+      into.durations.set(kind, t);
+    }
+    for (let i = 0; i < counts.length; i++) t.counts[i] = (t.counts[i] ?? 0) + sign * counts[i]!;
+    t.sum += sign * sum;
+  }
+}
+
+function cloneLongLived(src: LongLivedTotals): LongLivedTotals {
+  return { closed: new Map(src.closed), durations: new Map([...src.durations].map(([k, t]) => [k, { counts: [...t.counts], sum: t.sum }])) };
+}
+
 function cloneApp(src: Map<string, AppAcc>): Map<string, AppAcc> {
   const out = new Map<string, AppAcc>();
   for (const [name, a] of src) out.set(name, { help: a.help, type: a.type, values: new Map([...a.values].map(([k, s]) => [k, { ...s }])) });
@@ -105,6 +150,7 @@ export class FiguresStore {
   private retiredRequests = 0;
   private readonly retiredHttp = new Map<string, HttpTotals>();
   private readonly retiredApp = new Map<string, AppAcc>();
+  private readonly retiredLongLived = emptyLongLived();
   /** What each exited worker contributed, for a heartbeat that arrives after its exit. */
   private readonly retiredFrom = new WeakMap<WorkerRef, Live>();
 
@@ -141,6 +187,7 @@ export class FiguresStore {
     this.retiredRequests += sign * l.figures.requests;
     if (l.figures.http) addHttp(this.retiredHttp, l.figures.http, sign);
     if (l.app) addApp(this.retiredApp, l.app, 'summed', undefined, sign);
+    addLongLived(this.retiredLongLived, l.figures.longLived, sign, true);
   }
 
   figuresOf(w: WorkerRef): WorkerFigures | undefined {
@@ -173,6 +220,49 @@ export class FiguresStore {
       if (!b || w.gen > b.w.gen || (w.gen === b.w.gen && l.seq > b.seq)) best.set(w.slot, { w, seq: l.seq });
     }
     return new Map([...best].sort((a, b) => a[0] - b[0]).map(([slot, b]) => [slot, b.w]));
+  }
+
+  /**
+   * Open WebSockets and streams per slot (the slots slotOwners() lists), summed over every
+   * live worker of the slot: while an old worker drains its connections beside its
+   * replacement, both hold real ones, and the sum over slots is every open one.
+   */
+  longLivedOpen(): Map<number, Record<LongLivedKind, number>> {
+    const out = new Map<number, Record<LongLivedKind, number>>();
+    for (const slot of this.slotOwners().keys()) out.set(slot, { websocket: 0, stream: 0 });
+    for (const [w, l] of this.live) {
+      const o = out.get(w.slot);
+      const f = l.figures.longLived;
+      if (!o || !f) continue;
+      o.websocket += f.websockets;
+      o.stream += f.streams;
+    }
+    return out;
+  }
+
+  private longLivedTotals(): LongLivedTotals {
+    const into = cloneLongLived(this.retiredLongLived);
+    for (const l of this.live.values()) addLongLived(into, l.figures.longLived, 1, false);
+    return into;
+  }
+
+  /**
+   * Closes of long-lived connections by every worker that ever ran, for every kind and
+   * closer (0 included, so a rate has a start), and the duration histogram of each kind
+   * that had a close.
+   */
+  longLived(): {
+    closes: Array<{ kind: LongLivedKind; by: LongLivedCloser; count: number }>;
+    durations: Array<{ kind: LongLivedKind; counts: number[]; sum: number }>;
+  } {
+    const t = this.longLivedTotals();
+    return {
+      closes: LONG_LIVED_KINDS.flatMap((kind) => LONG_LIVED_CLOSERS.map((by) => ({ kind, by, count: t.closed.get(closeKey(kind, by)) ?? 0 }))),
+      durations: LONG_LIVED_KINDS.flatMap((kind) => {
+        const d = t.durations.get(kind);
+        return d ? [{ kind, counts: d.counts, sum: d.sum }] : [];
+      }),
+    };
   }
 
   /** The app's own metrics: counters and histograms summed, gauges (and summaries) per slot. */

@@ -5,6 +5,8 @@
  * and `corral_*` for the supervisor; base units (seconds, bytes), `_total` on counters.
  */
 
+import type { LongLivedCloser, LongLivedKind } from '../ipc/messages.js';
+
 type MetricType = 'counter' | 'gauge' | 'histogram';
 
 interface MetricDef {
@@ -25,6 +27,21 @@ export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5
 /** Methods OpenTelemetry names; any other is reported as `_OTHER` (bounded labels). */
 export const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
 export const OTHER_METHOD = '_OTHER';
+
+/**
+ * Bucket bounds (seconds) of corral_long_lived_connection_duration_seconds: a WebSocket or an
+ * event stream lives from seconds (a page left at once) to a day, so the bounds go from 1 s
+ * to 24 h, each a few times the previous.
+ */
+export const LONG_LIVED_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14400, 86400] as const;
+
+/** Every value of a string union, in the order given; the compiler checks none is missing. */
+const every = <T extends string>(values: Record<T, true>): readonly T[] => Object.keys(values) as T[];
+
+/** The `kind` label of the long-lived connection metrics. */
+export const LONG_LIVED_KINDS = every<LongLivedKind>({ websocket: true, stream: true });
+/** The `closed_by` label of corral_long_lived_closes_total. */
+export const LONG_LIVED_CLOSERS = every<LongLivedCloser>({ client: true, app: true, drain: true, forced: true });
 
 export const EXIT_REASONS = ['crash', 'timeout', 'memory', 'max_requests', 'reload', 'scale_down', 'shutdown'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
@@ -92,6 +109,30 @@ export const METRICS = {
     labels: ['slot'],
     source: 'workers',
     help: '99th percentile of the event-loop delay of the worker serving each slot, over its last heartbeat interval.',
+  }),
+  // Long-lived connections. OpenTelemetry has no general convention for WebSockets or
+  // Server-Sent Event streams: only product-specific ones (.NET's kestrel.upgraded_connections,
+  // an up-down counter of upgraded connections; signalr.server.active_connections and
+  // signalr.server.connection.duration, by transport and closure status). corral follows
+  // their shape in its own namespace: a gauge of open connections, a duration histogram in
+  // seconds and a counter of closes, with the transport as `kind` and who closed as `closed_by`.
+  corral_long_lived_connections: metric({
+    type: 'gauge',
+    labels: ['kind', 'slot'],
+    source: 'workers',
+    help: 'Open long-lived connections by kind (websocket: upgraded connections; stream: Server-Sent Event streams), per slot, over every live worker of that slot (a draining one included), as of their last heartbeat.',
+  }),
+  corral_long_lived_connection_duration_seconds: metric({
+    type: 'histogram',
+    labels: ['kind'],
+    source: 'workers',
+    help: 'How long long-lived connections lasted, from the upgrade or the start of the stream to the close, by kind, summed over every worker (those that exited included).',
+  }),
+  corral_long_lived_closes_total: metric({
+    type: 'counter',
+    labels: ['kind', 'closed_by'],
+    source: 'workers',
+    help: 'Long-lived connections closed, by kind and by who closed them: client, app, drain (corral\'s polite close during a drain) or forced (cut at graceful-timeout, a failed socket, or still open when its worker died).',
   }),
   corral_listen_queue_length: metric({
     type: 'gauge',

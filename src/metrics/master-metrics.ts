@@ -6,7 +6,7 @@
 import type { WorkerFigures } from '../ipc/messages.js';
 import type { MasterPhase } from '../master/states.js';
 import { FiguresStore, type WorkerRef } from './aggregate.js';
-import { DURATION_BUCKETS, EXIT_REASONS, METRICS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
+import { DURATION_BUCKETS, EXIT_REASONS, LONG_LIVED_BUCKETS, LONG_LIVED_KINDS, METRICS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
 import { liveness, readiness, type HealthAnswer } from './health.js';
 import { ListenQueues, type QueueFigures } from './listen-queue.js';
 import { histogramSamples, renderFamily, type Sample } from './text.js';
@@ -46,6 +46,8 @@ export interface StatusDoc {
   workers: Array<{
     slot: number; pid: number; generation: number; state: string; uptimeS: number; requests: number; inflight: number;
     rssBytes: number; eventLoopDelayS: number | null; lastCheckinS: number;
+    /** Open upgraded connections and event streams; absent in the answer of a master older than them. */
+    websockets?: number; streams?: number;
   }>;
 }
 
@@ -141,6 +143,13 @@ export class MasterMetrics {
       const f = this.figures.figuresOf(ref);
       if (f) eld.push({ labels: { slot }, value: f.eld });
     }
+    const open: Sample[] = [];
+    for (const [slot, o] of this.figures.longLivedOpen()) {
+      for (const kind of LONG_LIVED_KINDS) open.push({ labels: { kind, slot }, value: o[kind] });
+    }
+    const ll = this.figures.longLived();
+    const durations = ll.durations.flatMap((d) => histogramSamples('corral_long_lived_connection_duration_seconds', LONG_LIVED_BUCKETS, d.counts, d.sum, { kind: d.kind }));
+    const closes = ll.closes.map((c) => ({ labels: { kind: c.kind, closed_by: c.by }, value: c.count }));
     const queues = this.listenQueues(v);
     return [
       family('http_server_request_duration_seconds', http),
@@ -153,6 +162,9 @@ export class MasterMetrics {
       family('corral_generation', [{ value: v.generation }]),
       family('corral_worker_memory_bytes', memory),
       family('corral_worker_eventloop_delay_seconds', eld),
+      family('corral_long_lived_connections', open),
+      family('corral_long_lived_connection_duration_seconds', durations),
+      family('corral_long_lived_closes_total', closes),
       family('corral_listen_queue_length', [...queues].map(([listener, q]) => ({ labels: { listener }, value: q.length }))),
       family('corral_listen_queue_limit', [...queues].map(([listener, q]) => ({ labels: { listener }, value: q.limit }))),
       family('corral_build_info', [{ labels: { version: this.build.version, node: this.build.node }, value: 1 }]),
@@ -184,7 +196,7 @@ export class MasterMetrics {
           return {
             slot: w.slot, pid: w.pid, generation: w.gen, state: w.state, uptimeS: s(now - w.spawnedAt),
             requests: f?.requests ?? 0, inflight: w.inflight, rssBytes: w.rss, eventLoopDelayS: f ? f.eld : null,
-            lastCheckinS: s(now - w.lastCheckin),
+            lastCheckinS: s(now - w.lastCheckin), websockets: f?.longLived?.websockets ?? 0, streams: f?.longLived?.streams ?? 0,
           };
         })
         .sort((a, b) => a.slot - b.slot || a.generation - b.generation),

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { LongLivedKind } from '../ipc/messages.js';
 import type { CorralResponse } from './response.js';
 
 /**
@@ -37,6 +38,14 @@ export class Connection {
   shed = false;
   /** When a drain sent our FIN (state 'fin-sent'), on the tracker's clock. */
   finAt = 0;
+  /**
+   * What it carries now when that is long-lived (long-lived.ts): an upgraded socket
+   * ('websocket', for the rest of its life) or an event stream ('stream', until that response
+   * ends). Drains, idle closing and balance leave these to LongLived.
+   */
+  longLived: LongLivedKind | undefined = undefined;
+  /** performance.now() when it became long-lived (the request's first byte). */
+  longSince = 0;
 
   constructor(readonly socket: Socket) {
     this.addr = socket.remoteAddress;

@@ -72,13 +72,39 @@ export class ConnectionTracker {
       for (const res of this.inflight) if (res.req.socket === conn.socket) abandoned.push(res);
       for (const res of abandoned) this.done(res);
     }
-    if (conn.requests >= 2) {
+    if (conn.requests >= 2 && conn.longLived !== 'websocket') {
       this.kept--;
       this.keptChanged = true;
     }
     if (conn.shed) this.shedding--;
     this.checkEmpty();
     return abandoned;
+  }
+
+  /**
+   * Its connection was upgraded (long-lived.ts has marked it): it carries no more requests,
+   * so it is no longer a kept connection balance could move, and no drain closes it as idle.
+   */
+  upgraded(conn: Connection): void {
+    if (conn.requests >= 2) {
+      this.kept--;
+      this.keptChanged = true;
+    }
+  }
+
+  /**
+   * This response turned out to be an event stream: if balance chose its connection to shed,
+   * the choice is undone (its Connection: close removed while the head is not written yet) and
+   * the budget goes to the next kept request; a stream may last for hours, shedding it moves
+   * nothing. A drain's Connection: close stays.
+   */
+  streamStarted(res: CorralResponse): void {
+    const conn = connectionOf(res.req.socket);
+    if (!conn?.shed || this.draining || res.headersSent) return;
+    conn.shed = false;
+    this.shedding--;
+    this.shedBudget++;
+    if (res.getHeader('connection') === 'close') res.removeHeader('connection');
   }
 
   /** A request starts (before the app sees it). */
@@ -134,13 +160,22 @@ export class ConnectionTracker {
     this.checkEmpty();
   }
 
+  /** Open connections, long-lived ones included. */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
   get inflightCount(): number {
     return this.inflight.size;
   }
 
-  /** The oldest request still being served. */
+  /** The oldest request still being served, event streams aside (they are meant to last). */
   oldest(): BusyWith | undefined {
-    for (const res of this.inflight) return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };
+    for (const res of this.inflight) {
+      const conn = connectionOf(res.req.socket);
+      if (conn?.longLived === 'stream' && conn.res === res) continue;
+      return { method: res.req.method ?? '?', url: res.req.url ?? '', forMs: Math.round(performance.now() - res.startedAt) };
+    }
     return undefined;
   }
 
@@ -165,8 +200,9 @@ export class ConnectionTracker {
     const now = this.now();
     const { idleMs, freshMs, finMs } = this.timings;
     for (const conn of this.conns) {
-      // A refused request's connection closes on its own, within its linger.
-      if (conn.busy > 0 || conn.state === 'refused') continue;
+      // A refused request's connection closes on its own, within its linger; long-lived ones
+      // (upgraded sockets, event streams) are ended by LongLived's drain, never as idle.
+      if (conn.busy > 0 || conn.state === 'refused' || conn.longLived !== undefined) continue;
       if (conn.state === 'fin-sent') {
         // Bytes still queued: a response is still going out to a slow reader (graceful-timeout bounds it).
         if (now - conn.finAt >= finMs && conn.socket.writableLength === 0) conn.socket.destroy();

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { DURATION_BUCKETS, KNOWN_METHODS, OTHER_METHOD } from '../metrics/definitions.js';
-import type { AppMetricFamily, HttpSeries, WorkerFigures } from '../ipc/messages.js';
+import type { AppMetricFamily, HttpSeries, LongLivedFigures, WorkerFigures } from '../ipc/messages.js';
 
 const NB = DURATION_BUCKETS.length;
 /** Per series: NB bucket counts, the +Inf count, then the sum of durations. */
@@ -21,7 +21,8 @@ export class RequestMetrics {
   requests = 0;
   private readonly series = new Map<number, Float64Array>();
 
-  constructor(private readonly histogram: boolean) {}
+  /** `histogram`: metrics are on (the master has a metrics listener). */
+  constructor(readonly histogram: boolean) {}
 
   /** Called once per request, where its access line is produced. */
   record(method: string | undefined, status: number, seconds: number): void {
@@ -130,12 +131,24 @@ export class AppMetrics {
   }
 }
 
+/**
+ * The long-lived figures worth a heartbeat's bytes: none while nothing is open and nothing
+ * ever closed (most apps), and only the open counts when metrics are off (`corral status`
+ * shows those; the closes and durations are for /metrics alone).
+ */
+export function longLivedToSend(f: LongLivedFigures, metrics: boolean): LongLivedFigures | undefined {
+  if (!metrics) return f.websockets > 0 || f.streams > 0 ? { websockets: f.websockets, streams: f.streams, closed: [], durations: [] } : undefined;
+  return f.websockets > 0 || f.streams > 0 || f.closed.length > 0 || f.durations.length > 0 ? f : undefined;
+}
+
 /** The figures of one heartbeat. */
-export function figures(req: RequestMetrics, eld: EventLoopDelay, app: AppMetrics | undefined, now: number): WorkerFigures {
+export function figures(req: RequestMetrics, eld: EventLoopDelay, app: AppMetrics | undefined, longLived: LongLivedFigures, now: number): WorkerFigures {
   const f: WorkerFigures = { requests: req.requests, eld: eld.take() };
   const http = req.snapshot();
   if (http) f.http = http;
   const families = app?.poll(now);
   if (families) f.app = families;
+  const ll = longLivedToSend(longLived, req.histogram);
+  if (ll) f.longLived = ll;
   return f;
 }

@@ -53,6 +53,14 @@ export class RequestHandler {
     }
   };
 
+  /**
+   * An Upgrade request, which never reaches `handle` (long-lived.ts tracks it): it counts as
+   * one request for max-requests all the same.
+   */
+  countUpgrade(): void {
+    this.opts.onCount(++this.served);
+  }
+
   readonly ended: EndHook = (res) => {
     if (res.phase === BEGUN) {
       res.phase = LOGGED;

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { compileAccessFormat, type AccessRecord } from '../logging/access-format.js';
 import type { Logger } from '../logging/logger.js';
 import type { AccessBatch } from './access-log.js';
@@ -26,6 +27,22 @@ export interface RefusedRequest {
   startedAt: number;
   remoteAddr: string | undefined;
   requestId: string;
+}
+
+/** An upgraded connection (a WebSocket, or another protocol the app took over), logged when it closes. */
+export interface Tunnel {
+  req: IncomingMessage;
+  /** The status of the head the app answered with (101), or 499 when it wrote none. */
+  status: number;
+  /** Bytes sent to the client after the response's head. */
+  bytesOut: number;
+  /** Bytes received from the client after the request's head. */
+  bytesIn: number;
+  startedAt: number;
+  remoteAddr: string | undefined;
+  requestId: string;
+  /** A WebSocket's close code; undefined for another protocol or an upgrade refused. */
+  wsClose: number | undefined;
 }
 
 const NO_HEADERS: readonly string[] = [];
@@ -72,6 +89,20 @@ export class RequestLog {
     if (fromApp && opts.slowMs > 0 && durationMs > opts.slowMs) {
       opts.log.warn({ method: req.method, url: req.url, status, duration_ms: Math.round(durationMs), request_id: res.requestId }, `slow request: ${req.method} ${req.url} took ${Math.round(durationMs)} ms`);
     }
+  }
+
+  /**
+   * Logs and counts an upgraded connection when it closes, as nginx logs a tunnel: its
+   * duration runs from the request's first byte to the close.
+   */
+  tunnel(t: Tunnel): void {
+    const durationMs = performance.now() - t.startedAt;
+    this.opts.metrics?.record(t.req.method, t.status, durationMs / 1000);
+    this.write?.({
+      time: new Date(), method: t.req.method ?? '-', url: t.req.url ?? '-', httpVersion: t.req.httpVersion, status: t.status,
+      bytes: t.bytesOut, durationMs, remoteAddr: t.remoteAddr, requestId: t.requestId, pid: this.pid, worker: this.opts.worker,
+      rawHeaders: t.req.rawHeaders, res: NO_RESPONSE, bytesIn: t.bytesIn, wsClose: t.wsClose,
+    });
   }
 
   /** Logs and counts a request the parser refused or timed out. */

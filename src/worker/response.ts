@@ -15,6 +15,12 @@ export const LOGGED = 2;
 export type EndHook = (res: CorralResponse) => void;
 
 /**
+ * Called once for a response the app is writing as an event stream (Content-Type
+ * text/event-stream), just before its head is written; it may still change its headers.
+ */
+export type StreamHook = (res: CorralResponse) => void;
+
+/**
  * The responses of corral's servers (http.createServer's ServerResponse option; one subclass
  * per server, made by responseClass). Its fields are own properties set by the constructor,
  * so every response has one shape and keeps them when a framework replaces its prototype
@@ -30,13 +36,16 @@ export abstract class CorralResponse extends ServerResponse {
   requestId = '';
   /** Its server's end hook: an own property, as the prototype may be replaced. */
   abstract readonly onEnd: EndHook;
+  /** Its server's event-stream hook, likewise. */
+  abstract readonly onStream: StreamHook;
 }
 
 /** The response class of one server, whose responses call `onEnd` when they are ended. */
-export function responseClass(onEnd: EndHook): typeof ServerResponse {
+export function responseClass(onEnd: EndHook, onStream: StreamHook): typeof ServerResponse {
   patchPrototype();
   class Response extends CorralResponse {
     readonly onEnd = onEnd;
+    readonly onStream = onStream;
   }
   // Its generic signature differs from ServerResponse's only in typing.
   return Response as unknown as typeof ServerResponse;
@@ -55,6 +64,7 @@ interface Internals {
 
 type WriteFn = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
 type EndFn = (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) => ServerResponse;
+type WriteHeadFn = (this: ServerResponse, ...args: unknown[]) => ServerResponse;
 
 let patched = false;
 
@@ -69,9 +79,16 @@ let patched = false;
 function patchPrototype(): void {
   if (patched) return;
   patched = true;
-  const proto = ServerResponse.prototype as unknown as { write: WriteFn; end: EndFn };
+  const proto = ServerResponse.prototype as unknown as { write: WriteFn; end: EndFn; writeHead: WriteHeadFn };
   const write = proto.write;
   const end = proto.end;
+  const writeHead = proto.writeHead;
+  // Every head goes through writeHead: an implicit one (the first write or end) calls it too.
+  proto.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    const r = this as unknown as Internals;
+    if (r.phase === BEGUN && !r.headersSent && isEventStream(this, args[1], args[2])) (this as CorralResponse).onStream(this as CorralResponse);
+    return writeHead.apply(this, args);
+  };
   proto.write = function (this: ServerResponse, chunk, encoding, cb) {
     const r = this as unknown as Internals;
     if (r.phase === undefined || r.finished || r.destroyed) return write.call(this, chunk, encoding, cb);
@@ -103,4 +120,28 @@ function byteLength(chunk: unknown, encoding: unknown): number {
   if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (chunk instanceof Uint8Array) return chunk.byteLength;
   return 0;
+}
+
+const EVENT_STREAM = /^\s*text\/event-stream\b/i;
+
+/**
+ * Whether the head about to be written says text/event-stream: the headers given to
+ * writeHead (an object, or an array of name/value pairs, flat or nested) win over those set
+ * before. writeHead(status, headers) has the headers in the reason's place.
+ */
+function isEventStream(res: ServerResponse, reason: unknown, headers: unknown): boolean {
+  const given = typeof reason === 'string' ? headers : reason;
+  let type: unknown;
+  if (Array.isArray(given)) {
+    const flat = given.length > 0 && !Array.isArray(given[0]);
+    const pairs = flat ? given.length / 2 : given.length;
+    for (let i = 0; i < pairs; i++) {
+      const name: unknown = flat ? given[2 * i] : (given[i] as unknown[])[0];
+      if (typeof name === 'string' && name.toLowerCase() === 'content-type') type = flat ? given[2 * i + 1] : (given[i] as unknown[])[1];
+    }
+  } else if (given !== null && typeof given === 'object') {
+    for (const name in given) if (name.toLowerCase() === 'content-type') type = (given as Record<string, unknown>)[name];
+  }
+  type ??= res.getHeader('content-type');
+  return typeof type === 'string' && EVENT_STREAM.test(type);
 }

@@ -28,7 +28,7 @@ export interface RequestPath {
  */
 export function corralServer(http: WorkerSpec['http'], path: RequestPath): Server {
   const server = createServer({
-    ServerResponse: responseClass(path.handler.ended),
+    ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
     requestTimeout: http.requestTimeoutMs,
     headersTimeout: http.headersTimeoutMs,

@@ -9,7 +9,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { lazyLogger } from '../logging/lazy-logger.js';
 import type { Logger } from '../logging/logger.js';
 import { WORKER_EXIT } from '../exit-codes.js';
-import type { MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
+import type { DrainReason, MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
 import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
 import { ConnectionTracker } from './connections.js';
 import { RequestHandler } from './request-handler.js';
@@ -24,11 +24,22 @@ import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.j
 const CONNS_REPORT_MS = 50;
 /** How long the last heartbeat may take to be written at exit (the master may be gone). */
 const LAST_BEAT_MS = 1000;
+/** After a cut, how long the cut sockets' close events (and so their access lines) may take. */
+const CUT_SETTLE_MS = 250;
+
+/**
+ * How long before graceful-timeout runs out a draining worker cuts what is still open itself,
+ * so every cut request has its access line before the master's SIGKILL (the last resort, at
+ * graceful-timeout): 10 % of graceful-timeout, at most 1 s.
+ */
+export function cutMarginMs(gracefulTimeoutMs: number): number {
+  return Math.min(1000, gracefulTimeoutMs / 10);
+}
 
 export class Worker {
   private readonly log: Logger;
   private readonly tracker = new ConnectionTracker();
-  private readonly longLived = new LongLived();
+  private readonly longLived: LongLived;
   private readonly access: LineWriter | undefined;
   private readonly accessBatch: AccessBatch | undefined;
   private readonly servers: Server[] = [];
@@ -40,6 +51,9 @@ export class Worker {
   private heartbeat: NodeJS.Timeout | undefined;
   private connsTimer: NodeJS.Timeout | undefined;
   private retireAsked = false;
+  private cutTimer: NodeJS.Timeout | undefined;
+  /** The master is gone: the exit says so (code 1). */
+  private orphaned = false;
 
   constructor(private readonly spec: WorkerSpec) {
     const name = `${spec.gen}.${spec.slot}`;
@@ -49,6 +63,7 @@ export class Worker {
       this.access = new LineWriter(spec.logs.access, { what: 'access log', errorIntervalMs: spec.logs.writeErrorIntervalMs, report: (m, fields) => this.log.error(fields, m) });
       this.accessBatch = new AccessBatch(this.access);
     }
+    this.longLived = new LongLived({ settings: spec.longLived, tracker: this.tracker });
     this.requestMetrics = new RequestMetrics(spec.metrics === true);
     if (spec.metrics) {
       const appPath = parseAppRef(spec.app).path;
@@ -65,8 +80,8 @@ export class Worker {
     // USR1 is the master's (log reopen). Without a handler Node opens its inspector on USR1, which
     // `systemctl kill -s USR1` sent to the whole unit would do to every worker.
     process.on('SIGUSR1', () => {});
-    process.on('SIGTERM', () => void this.drain('SIGTERM'));
-    process.on('SIGQUIT', () => void this.drain('SIGQUIT'));
+    process.on('SIGTERM', () => void this.drain('SIGTERM', 'shutdown'));
+    process.on('SIGQUIT', () => void this.drain('SIGQUIT', 'shutdown'));
     process.on('disconnect', () => this.masterGone());
     process.on('message', (msg: MasterMessage) => this.onMessage(msg));
     process.on('uncaughtException', (err) => {
@@ -80,7 +95,7 @@ export class Worker {
   }
 
   private onMessage(msg: MasterMessage): void {
-    if (msg.t === 'drain') void this.drain('master');
+    if (msg.t === 'drain') void this.drain('master', msg.reason);
     else if (msg.t === 'stop') this.fastStop();
     else if (msg.t === 'balance') this.tracker.balance(msg.limit);
     else if (msg.t === 'reopen') this.reopenAccessLog(msg.path);
@@ -92,16 +107,13 @@ export class Worker {
 
   /**
    * The master is gone (SIGKILL, the OOM killer): nobody supervises this worker any more, so it
-   * stops accepting, finishes what is in flight within graceful-timeout, and exits. Its access
-   * lines still reach the log: it writes them itself.
+   * stops accepting, finishes what is in flight within graceful-timeout, cuts what is left
+   * (each with its access line: it writes them itself), and exits.
    */
   private masterGone(): void {
-    setTimeout(() => {
-      this.log.warn(`the master is gone and requests are still in flight after graceful-timeout (${this.spec.gracefulTimeoutMs / 1000} s); exiting`);
-      this.accessBatch?.flush();
-      process.exit(1);
-    }, this.spec.gracefulTimeoutMs);
-    void this.drain('master gone');
+    this.orphaned = true;
+    if (this.stopping === 'drain') return;
+    void this.drain('master gone', 'shutdown');
   }
 
   /** Lines already batched go to the file they were meant for; the rest to the (re)opened one. */
@@ -150,6 +162,7 @@ export class Worker {
         if (spec.maxRequests > 0 && served >= spec.maxRequests) this.retire('max-requests');
       },
     });
+    this.longLived.wire(requests, () => handler.countUpgrade());
     const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
     try {
       await Promise.all(spec.listeners.map((l) => this.listen(l.fd, path)));
@@ -189,7 +202,7 @@ export class Worker {
   private heartbeatMessage(): WorkerMessage {
     return {
       t: 'hb', rss: process.memoryUsage.rss(), inflight: this.tracker.inflightCount, busy: this.tracker.oldest(),
-      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, performance.now()),
+      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, this.longLived.figures(), performance.now()),
     };
   }
 
@@ -197,15 +210,46 @@ export class Worker {
     this.send(this.heartbeatMessage());
   }
 
-  private async drain(why: string): Promise<void> {
+  private async drain(why: string, reason: DrainReason): Promise<void> {
     if (this.stopping) return;
     this.stopping = 'drain';
-    this.log.debug({ why }, 'draining');
+    this.log.debug({ why, reason }, 'draining');
     // Stop accepting without http.Server#close(), which also drops idle keep-alive
     // connections at once and races clients that are about to reuse them.
     this.stopAccepting();
+    // WebSockets and event streams the app leaves open are ended by corral, spread over close-spread.
+    this.longLived.drain(reason);
+    const { gracefulTimeoutMs } = this.spec;
+    this.cutTimer = setTimeout(() => void this.cutAtDeadline(), gracefulTimeoutMs - cutMarginMs(gracefulTimeoutMs));
     await this.tracker.drain();
-    await this.finish(0);
+    clearTimeout(this.cutTimer);
+    await this.finish(this.orphaned ? 1 : 0);
+  }
+
+  /**
+   * graceful-timeout is about to run out with requests or long-lived connections still open:
+   * the worker ends them itself, so each gets its access line (the status the client got, or
+   * 499; a WebSocket's 1006), then exits before the master would have to kill it.
+   */
+  private async cutAtDeadline(): Promise<void> {
+    const requests = this.tracker.inflightCount;
+    const longLived = this.longLived.size;
+    const after = `${this.spec.gracefulTimeoutMs / 1000} s`;
+    const what = `${requests} request(s) and ${longLived} long-lived connection(s)`;
+    this.log.warn({ requests, long_lived: longLived }, this.orphaned
+      ? `the master is gone and ${what} are still open as graceful-timeout (${after}) runs out; cutting them and exiting`
+      : `${what} still open as graceful-timeout (${after}) runs out; cutting them`);
+    await this.cutAll();
+    await this.finish(this.orphaned ? 1 : 0);
+  }
+
+  /** Cuts every connection now and waits (bounded) until their access lines are written. */
+  private async cutAll(): Promise<void> {
+    this.longLived.cut();
+    this.tracker.destroyAll();
+    const until = performance.now() + CUT_SETTLE_MS;
+    while (this.tracker.connectionCount > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    this.accessBatch?.flush();
   }
 
   private stopAccepting(): void {
@@ -214,9 +258,9 @@ export class Worker {
 
   private fastStop(): void {
     this.stopping = 'fast';
+    clearTimeout(this.cutTimer);
     this.stopAccepting();
-    this.tracker.destroyAll();
-    void this.finish(0);
+    void this.cutAll().then(() => this.finish(0));
   }
 
   private async finish(code: number): Promise<void> {
@@ -235,7 +279,8 @@ export class Worker {
 
   /**
    * A last heartbeat, so the master counts every request this worker answered since the
-   * previous one; exit waits until it is written (bounded: the master may be gone).
+   * previous one, and every WebSocket and stream the drain closed (its open counts are then
+   * final); exit waits until it is written (bounded: the master may be gone).
    */
   private lastBeat(): Promise<void> {
     if (!process.connected) return Promise.resolve();

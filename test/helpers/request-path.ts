@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { createLogger } from '../../src/logging/logger.js';
 import { AccessBatch } from '../../src/worker/access-log.js';
 import { ConnectionTracker } from '../../src/worker/connections.js';
-import { LongLived } from '../../src/worker/long-lived.js';
+import { LongLived, type LongLivedOptions } from '../../src/worker/long-lived.js';
 import { RequestHandler } from '../../src/worker/request-handler.js';
 import { RequestLog } from '../../src/worker/request-log.js';
 import { corralServer } from '../../src/worker/server.js';
@@ -14,6 +14,9 @@ export type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 export interface Record {
   status: number;
   bytes: number;
+  duration_ms: number;
+  bytes_in?: number;
+  ws_close?: number;
   method: string;
   url: string;
   request_id: string;
@@ -30,13 +33,19 @@ export class PathServer {
   readonly errors: string[] = [];
   port = 0;
 
-  constructor(app: App, tracker = new ConnectionTracker(), http: Partial<HttpSettings> = {}) {
+  readonly longLived: LongLived;
+  /** Requests counted for max-requests (the handler's onCount). */
+  counted = 0;
+
+  constructor(app: App, tracker = new ConnectionTracker(), http: Partial<HttpSettings> = {}, longLived: LongLivedOptions = {}) {
     this.tracker = tracker;
     const log = createLogger({ level: 'info', base: {} }, { write: (l: string) => this.errors.push(l) });
     const batch = new AccessBatch({ write: (lines: string) => { this.writes.push(lines); return lines.length; } });
     const requests = new RequestLog({ format: 'json', prefix: '', slowMs: 0, worker: '1.1', log }, batch);
-    const handler = new RequestHandler({ app, tracker, log, requests, onCount: () => {} });
-    this.server = corralServer({ ...HTTP, ...http }, { handler, tracker, requests, batch, longLived: new LongLived() });
+    const handler = new RequestHandler({ app, tracker, log, requests, onCount: (n) => (this.counted = n) });
+    this.longLived = new LongLived({ tracker, ...longLived });
+    this.longLived.wire(requests, () => handler.countUpgrade());
+    this.server = corralServer({ ...HTTP, ...http }, { handler, tracker, requests, batch, longLived: this.longLived });
   }
 
   async listen(): Promise<this> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request, type ClientRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Corral, runCli, serveHello } from '../helpers/corral.js';
@@ -50,6 +50,21 @@ async function serveWithMetrics(workers: number, extra: string[] = []): Promise<
   const mport = await freePort();
   const { c, port } = await serveHello(started, workers, ['--metrics-bind', `127.0.0.1:${mport}`, ...extra]);
   return { c, port, mport };
+}
+
+/** An event stream from `path`, resolved once its first event arrived; `close` hangs up. */
+function openStream(port: number, path = '/events'): Promise<{ req: ClientRequest; close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      res.setEncoding('utf8');
+      res.once('data', () => resolve({ req, close: () => req.destroy() }));
+      res.on('error', () => {});
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('no event within 10 s')));
+    req.end();
+  });
 }
 
 describe('metrics', () => {
@@ -188,6 +203,70 @@ describe('metrics', () => {
     const table = await runCli(['status', String(c.pid)]);
     assert.equal(table.code, 0);
     assert.match(table.output, /^slot\s+pid\s+gen\s+state/m);
+  });
+
+  test('open event streams show on /metrics and in corral status; closed by the client, they are counted and timed; cut by a dead worker, counted forced', async () => {
+    const mport = await freePort();
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', '--metrics-bind', `127.0.0.1:${mport}`, app('sse.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const streams = await Promise.all([1, 2, 3].map(() => openStream(port)));
+    const open = (t: string) => total(t, 'corral_long_lived_connections', 'kind="stream"');
+    let text = await until(mport, (t) => open(t) === 3);
+    assert.match(text, /^corral_long_lived_connections\{kind="stream",slot="1"\} 3$/m, text);
+    assert.match(text, /^corral_long_lived_connections\{kind="websocket",slot="1"\} 0$/m);
+    assert.equal(total(text, 'corral_long_lived_closes_total'), 0);
+
+    const out = await runCli(['status', '--json', String(c.pid)]);
+    assert.equal(out.code, 0, out.output);
+    const st = JSON.parse(out.output) as { workers: Array<{ slot: number; websockets: number; streams: number }> };
+    assert.deepEqual(st.workers.map((w) => [w.slot, w.websockets, w.streams]), [[1, 0, 3]]);
+    const table = await runCli(['status', String(c.pid)]);
+    assert.equal(table.code, 0, table.output);
+    assert.match(table.output, /^slot .* ws +sse /m);
+
+    for (const s of streams) s.close();
+    const byClient = (t: string) => total(t, 'corral_long_lived_closes_total', 'kind="stream",closed_by="client"');
+    text = await until(mport, (t) => byClient(t) === 3 && open(t) === 0);
+    assert.equal(byClient(text), 3, text);
+    assert.equal(open(text), 0);
+    assert.equal(total(text, 'corral_long_lived_connection_duration_seconds_count', 'kind="stream"'), 3);
+    assert.equal(total(text, 'corral_long_lived_connection_duration_seconds_bucket', 'kind="stream",le="+Inf"'), 3);
+
+    // A worker killed with two streams open cannot report their close: the master counts them, forced.
+    const more = await Promise.all([1, 2].map(() => openStream(port)));
+    await until(mport, (t) => open(t) === 2);
+    const [victim] = await c.workerPids();
+    process.kill(victim!, 'SIGKILL');
+    const forced = (t: string) => total(t, 'corral_long_lived_closes_total', 'kind="stream",closed_by="forced"');
+    text = await until(mport, (t) => forced(t) === 2 && /^corral_workers\{state="ready"\} 1$/m.test(t));
+    assert.equal(forced(text), 2, text);
+    assert.equal(byClient(text), 3, 'the exited worker\'s closes stay counted');
+    assert.equal(total(text, 'corral_long_lived_connection_duration_seconds_count', 'kind="stream"'), 3);
+    for (const s of more) s.close();
+  });
+
+  test('a reload ends the old worker\'s event streams: closed by "drain", still counted once it exited', async () => {
+    const mport = await freePort();
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', '--close-spread', '0', '--metrics-bind', `127.0.0.1:${mport}`, app('sse.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const streams = await Promise.all([1, 2].map(() => openStream(port)));
+    const ended = streams.map((s) => new Promise<void>((resolve) => s.req.once('close', () => resolve())));
+    const open = (t: string) => total(t, 'corral_long_lived_connections', 'kind="stream"');
+    await until(mport, (t) => open(t) === 2);
+    const from = c.lines.length;
+    c.signal('SIGHUP');
+    await c.waitForLine(/reload #1 done/, 20_000, from);
+    await Promise.all(ended);
+    const drained = (t: string) => total(t, 'corral_long_lived_closes_total', 'kind="stream",closed_by="drain"');
+    const text = await until(mport, (t) => total(t, 'corral_worker_exits_total', 'reason="reload"') === 1 && drained(t) === 2);
+    assert.equal(drained(text), 2, text);
+    assert.equal(total(text, 'corral_long_lived_closes_total', 'closed_by="forced"'), 0, 'ended politely, not cut');
+    assert.equal(open(text), 0);
+    assert.equal(total(text, 'corral_long_lived_connection_duration_seconds_count', 'kind="stream"'), 2);
   });
 
   test('corral health exits 0 when live and ready, 1 when not reachable', async () => {

@@ -31,15 +31,29 @@ describe('shutdown', () => {
     });
   }
 
-  test('graceful-timeout: a worker still busy after it is killed, and the master still exits 0', async () => {
+  test('graceful-timeout: a worker still busy cuts its request itself just before, and the master still exits 0', async () => {
     const { c, port } = await serving(1, ['--graceful-timeout', '1']);
     const slow = (await held({ port, path: '/slow?ms=10000&flush=1', timeoutMs: 15_000 })).done.catch((e: Error) => e);
     const t0 = Date.now();
     c.signal('SIGQUIT');
     const exit = await c.waitExit(10_000);
     assert.equal(exit.code, 0);
-    assert.ok(Date.now() - t0 < 5000, 'killed at the graceful timeout, not after the request');
+    assert.ok(Date.now() - t0 < 5000, 'stopped at the graceful timeout, not after the request');
     assert.ok((await slow) instanceof Error, 'the overlong request was cut');
+    assert.match(c.output, /1 request\(s\) and 0 long-lived connection\(s\) still open as graceful-timeout \(1 s\) runs out; cutting them/);
+    assert.doesNotMatch(c.output, /after it was told to stop/, 'the worker did not need the master\'s SIGKILL');
+  });
+
+  test('graceful-timeout: a worker whose event loop is stuck is killed by the master, which still exits 0', async () => {
+    const { c, port } = await serving(1, ['--graceful-timeout', '1']);
+    const blocked = get({ port, path: '/block?ms=8000&after=200', timeoutMs: 15_000 }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    c.signal('SIGQUIT');
+    const exit = await c.waitExit(10_000);
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 5000, 'killed at the graceful timeout, not after the request');
+    assert.ok((await blocked) instanceof Error, 'the stuck request was cut');
     assert.match(c.output, /still running .* after it was told to stop/);
   });
 

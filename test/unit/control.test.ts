@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
-import { askStatus } from '../../src/commands/status.js';
+import { askStatus, renderStatus } from '../../src/commands/status.js';
 import { parseControlLine } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
 import { CorralError } from '../../src/errors.js';
@@ -13,7 +13,7 @@ import { CorralError } from '../../src/errors.js';
 const DOC = {
   master: { pid: 42, uptimeS: 1.5, phase: 'running', generation: 1, workersDesired: 1, lastReload: 'never', requests: 3 },
   listeners: [{ label: '127.0.0.1:8000', queue: 0, limit: 511 }, { label: 'unix:/run/a.sock', queue: null, limit: null }],
-  workers: [{ slot: 1, pid: 43, generation: 1, state: 'ready', uptimeS: 1, requests: 3, inflight: 0, rssBytes: 1e7, eventLoopDelayS: null, lastCheckinS: 0.2 }],
+  workers: [{ slot: 1, pid: 43, generation: 1, state: 'ready', uptimeS: 1, requests: 3, inflight: 0, rssBytes: 1e7, eventLoopDelayS: null, lastCheckinS: 0.2, websockets: 0, streams: 0 }],
 };
 
 describe('control protocol lines', () => {
@@ -47,8 +47,42 @@ describe('status replies are checked field by field', () => {
       [{ ...DOC, workers: [{ ...DOC.workers[0], state: 7 }] }, /workers\[0\]\.state is 7, not a string$/],
       [{ ...DOC, listeners: [{ label: 'x', queue: 'many', limit: null }] }, /listeners\[0\]\.queue is "many", not a number\|null$/],
       [{ ...DOC, workers: {} }, /workers is not a list/],
+      [{ ...DOC, workers: [{ ...DOC.workers[0], streams: '3' }] }, /workers\[0\]\.streams is "3", not a number \(or absent\)$/],
+      [{ ...DOC, workers: [{ ...DOC.workers[0], websockets: null }] }, /workers\[0\]\.websockets is null, not a number \(or absent\)$/],
     ];
     for (const [doc, re] of cases) assert.throws(() => parseControlLine(JSON.stringify({ ...(doc as object), t: 'status' })), re);
+  });
+
+  test('an older master\'s reply, without the long-lived counts, is read as it is: the counts stay absent', () => {
+    const { websockets: _ws, streams: _sse, ...older } = DOC.workers[0]!;
+    const parsed = parseControlLine(JSON.stringify({ ...DOC, workers: [older], t: 'status' }));
+    assert.ok(parsed.t === 'status');
+    assert.deepEqual(parsed.workers, [older]);
+    assert.equal('websockets' in parsed.workers[0]!, false);
+  });
+});
+
+describe('corral status in the terminal', () => {
+  const now = { ...DOC.master, phase: 'running' as const };
+  const worker = { ...DOC.workers[0]!, eventLoopDelayS: 0.0021, uptimeS: 75, lastCheckinS: 0.4 };
+
+  test('each worker\'s open WebSockets and event streams are columns of their own', () => {
+    const text = renderStatus({ master: now, listeners: [], workers: [{ ...worker, websockets: 12, streams: 3 }, { ...worker, slot: 2, pid: 44, websockets: 0, streams: 140 }] });
+    const lines = text.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('slot'));
+    assert.match(lines[head]!, /^slot +pid +gen +state +uptime +requests +in flight +ws +sse +rss +loop delay +last check-in$/);
+    const cells = (l: string) => l.split(/ {2,}/);
+    const col = (name: string) => cells(lines[head]!).indexOf(name);
+    assert.deepEqual([cells(lines[head + 1]!)[col('ws')], cells(lines[head + 1]!)[col('sse')]], ['12', '3']);
+    assert.deepEqual([cells(lines[head + 2]!)[col('ws')], cells(lines[head + 2]!)[col('sse')]], ['0', '140']);
+    assert.match(lines[head + 1]!, /1m15s +3 +0 +12 +3 +9\.5 MiB +2\.1 ms +0\.4s ago$/);
+  });
+
+  test('an older master that does not send them shows "-", not a 0 it never said', () => {
+    const { websockets: _ws, streams: _sse, ...older } = worker;
+    const lines = renderStatus({ master: now, listeners: [], workers: [older] }).split('\n');
+    const row = lines[lines.findIndex((l) => l.startsWith('slot')) + 1]!;
+    assert.match(row, / 0 +- +- +9\.5 MiB /);
   });
 });
 

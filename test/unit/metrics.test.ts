@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { describe, test } from 'node:test';
-import type { AppMetricFamily, WorkerFigures } from '../../src/ipc/messages.js';
+import type { AppMetricFamily, LongLivedFigures, WorkerFigures } from '../../src/ipc/messages.js';
 import { FiguresStore } from '../../src/metrics/aggregate.js';
-import { DURATION_BUCKETS } from '../../src/metrics/definitions.js';
+import { DURATION_BUCKETS, LONG_LIVED_BUCKETS } from '../../src/metrics/definitions.js';
 import { liveness, readiness } from '../../src/metrics/health.js';
 import { ListenQueues, parseProcNetTcp, socketInode } from '../../src/metrics/listen-queue.js';
 import { MasterMetrics, type MasterView, type WorkerView } from '../../src/metrics/master-metrics.js';
 import { renderFamily } from '../../src/metrics/text.js';
-import { RequestMetrics } from '../../src/worker/metrics.js';
+import { longLivedToSend, RequestMetrics } from '../../src/worker/metrics.js';
 
 const NB = DURATION_BUCKETS.length;
 
@@ -29,6 +29,22 @@ function counter(name: string, value: number, labels: Record<string, string> = {
 
 function gauge(name: string, value: number): AppMetricFamily {
   return { name, help: `${name} help`, type: 'gauge', values: [{ value, labels: {} }] };
+}
+
+/**
+ * Long-lived figures: `ws` and `sse` open; `closed` as [kind, closer, n]; each closed one
+ * lasted 10 s (the 15 s bucket) for websockets and 100 s (the 300 s bucket) for streams.
+ */
+function longLived(ws: number, sse: number, closed: LongLivedFigures['closed'] = []): LongLivedFigures {
+  const durations: LongLivedFigures['durations'] = [];
+  for (const [kind, bucket, seconds] of [['websocket', 2, 10], ['stream', 4, 100]] as const) {
+    const n = closed.filter(([k]) => k === kind).reduce((a, [, , c]) => a + c, 0);
+    if (n === 0) continue;
+    const counts = new Array<number>(LONG_LIVED_BUCKETS.length + 1).fill(0);
+    counts[bucket] = n;
+    durations.push([kind, counts, n * seconds]);
+  }
+  return { websockets: ws, streams: sse, closed, durations };
 }
 
 const count = (s: FiguresStore) => s.http().reduce((n, t) => n + t.counts.reduce((a, b) => a + b, 0), 0);
@@ -168,6 +184,88 @@ describe('aggregation over workers', () => {
   });
 });
 
+describe('long-lived connections', () => {
+  const closes = (s: FiguresStore) => new Map(s.longLived().closes.map((c) => [`${c.kind} ${c.by}`, c.count]));
+  const open = (s: FiguresStore) => [...s.longLivedOpen()].map(([slot, o]) => [slot, o.websocket, o.stream]);
+
+  test('a heartbeat carries them only when useful: never for an app without any; only open counts when metrics are off', () => {
+    assert.equal(longLivedToSend(longLived(0, 0), true), undefined);
+    assert.equal(longLivedToSend(longLived(0, 0), false), undefined);
+    const some = longLived(2, 1, [['stream', 'client', 3]]);
+    assert.deepEqual(longLivedToSend(some, true), some);
+    assert.deepEqual(longLivedToSend(some, false), { websockets: 2, streams: 1, closed: [], durations: [] });
+    // Everything closed again: the closes are cumulative, so they are still sent.
+    assert.deepEqual(longLivedToSend(longLived(0, 0, [['websocket', 'app', 1]]), true)?.closed, [['websocket', 'app', 1]]);
+    assert.equal(longLivedToSend(longLived(0, 0, [['websocket', 'app', 1]]), false), undefined);
+  });
+
+  test('a worker that exits leaves its closes and durations counted; its open counts leave the gauge', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    const b = w(2);
+    s.update(a, served(0, { longLived: longLived(2, 3, [['websocket', 'client', 4], ['stream', 'app', 1]]) }));
+    s.update(b, served(0, { longLived: longLived(1, 0, [['websocket', 'client', 1]]) }));
+    s.update(w(3), served(0)); // no long-lived figures at all: zeros for its slot
+    assert.deepEqual(open(s), [[1, 2, 3], [2, 1, 0], [3, 0, 0]]);
+    assert.equal(closes(s).get('websocket client'), 5);
+    assert.equal(closes(s).get('stream drain'), 0, 'every kind and closer is there, 0 included');
+    assert.equal(closes(s).size, 8);
+
+    // Slot 1 drains politely and exits: its last heartbeat has nothing open.
+    s.update(a, served(0, { longLived: longLived(0, 0, [['websocket', 'client', 4], ['websocket', 'drain', 2], ['stream', 'app', 1], ['stream', 'drain', 3]]) }));
+    s.retire(a);
+    assert.deepEqual(open(s), [[2, 1, 0], [3, 0, 0]]);
+    assert.equal(closes(s).get('websocket client'), 5);
+    assert.equal(closes(s).get('websocket drain'), 2);
+    assert.equal(closes(s).get('stream drain'), 3);
+    assert.equal(closes(s).get('websocket forced'), 0);
+    const ws = s.longLived().durations.find((d) => d.kind === 'websocket')!;
+    assert.equal(ws.counts[2], 7, 'the exited worker\'s 6 and the live one\'s 1');
+    assert.equal(ws.sum, 70);
+    assert.equal(s.longLived().durations.find((d) => d.kind === 'stream')!.counts[4], 4);
+
+    // A replacement in slot 1 starts from 0; the totals carry on.
+    const a2 = w(1);
+    s.update(a2, served(0, { longLived: longLived(0, 1, [['stream', 'client', 2]]) }));
+    assert.deepEqual(open(s), [[1, 0, 1], [2, 1, 0], [3, 0, 0]]);
+    assert.equal(closes(s).get('stream client'), 2);
+    assert.equal(closes(s).get('stream drain'), 3);
+  });
+
+  test('what a killed worker still had open counts as closed by "forced"; its late last heartbeat replaces that guess', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    s.update(a, served(0, { longLived: longLived(2, 5, [['stream', 'client', 1]]) }));
+    s.retire(a); // SIGKILL: 2 websockets and 5 streams died with it
+    assert.equal(closes(s).get('websocket forced'), 2);
+    assert.equal(closes(s).get('stream forced'), 5);
+    assert.equal(closes(s).get('stream client'), 1);
+    assert.equal(s.longLivedOpen().size, 0);
+    assert.equal(s.longLived().durations.find((d) => d.kind === 'stream')!.counts[4], 1, 'the cut ones have no known duration');
+    // It was not killed after all: its last heartbeat, written at exit, comes after the exit was handled.
+    s.update(a, served(0, { longLived: longLived(0, 0, [['stream', 'client', 1], ['websocket', 'drain', 2], ['stream', 'drain', 5]]) }));
+    assert.equal(closes(s).get('websocket forced'), 0);
+    assert.equal(closes(s).get('stream forced'), 0);
+    assert.equal(closes(s).get('websocket drain'), 2);
+    assert.equal(closes(s).get('stream drain'), 5);
+    assert.equal(s.longLived().durations.find((d) => d.kind === 'stream')!.counts[4], 6);
+  });
+
+  test('during a reload the open counts of a slot add its draining worker\'s to its replacement\'s', () => {
+    const s = new FiguresStore();
+    const old = w(1, 1);
+    const fresh = w(1, 2);
+    s.update(old, served(0, { longLived: longLived(10, 4) }));
+    s.update(fresh, served(0, { longLived: longLived(1, 0) }));
+    assert.equal(s.slotOwners().get(1), fresh);
+    assert.deepEqual(open(s), [[1, 11, 4]]);
+    s.update(old, served(0, { longLived: longLived(0, 0, [['websocket', 'drain', 10], ['stream', 'drain', 4]]) }));
+    s.retire(old);
+    assert.deepEqual(open(s), [[1, 1, 0]]);
+    assert.equal(closes(s).get('websocket drain'), 10);
+  });
+});
+
 describe('/livez and /readyz', () => {
   test('live while the loop ticked within the last seconds', () => {
     assert.equal(liveness(1000, 1500).ok, true);
@@ -275,6 +373,36 @@ describe('exposition', () => {
     assert.match(m.text(), /_count\{http_request_method="GET",http_response_status_code="200"\} 7$/m);
   });
 
+  test('the long-lived families: open per kind and slot, durations by kind, closes kept after exits', () => {
+    const now = performance.now();
+    const ws: WorkerView[] = [1, 2].map((slot) => ({ slot, gen: 1, pid: 100 + slot, state: 'ready', spawnedAt: now, lastCheckin: now, rss: 1, inflight: 0 }));
+    const m = new MasterMetrics(() => view(ws));
+    let text = m.text();
+    assert.match(text, /^# TYPE corral_long_lived_connections gauge$/m);
+    assert.match(text, /^# TYPE corral_long_lived_connection_duration_seconds histogram$/m);
+    assert.match(text, /^corral_long_lived_closes_total\{kind="stream",closed_by="forced"\} 0$/m, 'closes start at 0');
+    assert.doesNotMatch(text, /^corral_long_lived_connection_duration_seconds_count/m, 'no histogram before a close');
+    m.workerReported(ws[0]!, served(0, { longLived: longLived(2, 3, [['stream', 'client', 3]]) }));
+    m.workerReported(ws[1]!, served(0));
+    text = m.text();
+    assert.match(text, /^corral_long_lived_connections\{kind="websocket",slot="1"\} 2$/m);
+    assert.match(text, /^corral_long_lived_connections\{kind="stream",slot="1"\} 3$/m);
+    assert.match(text, /^corral_long_lived_connections\{kind="stream",slot="2"\} 0$/m);
+    assert.match(text, /^corral_long_lived_closes_total\{kind="stream",closed_by="client"\} 3$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_bucket\{kind="stream",le="60"\} 0$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_bucket\{kind="stream",le="300"\} 3$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_bucket\{kind="stream",le="\+Inf"\} 3$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_sum\{kind="stream"\} 300$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_count\{kind="stream"\} 3$/m);
+    assert.doesNotMatch(text, /^corral_long_lived_connection_duration_seconds_count\{kind="websocket"\}/m);
+    m.workerExited(ws[0]!, 'crash');
+    text = m.text();
+    assert.doesNotMatch(text, /^corral_long_lived_connections\{kind="stream",slot="1"\}/m, 'the slot\'s gauge left with its worker');
+    assert.match(text, /^corral_long_lived_closes_total\{kind="stream",closed_by="client"\} 3$/m);
+    assert.match(text, /^corral_long_lived_closes_total\{kind="websocket",closed_by="forced"\} 2$/m);
+    assert.match(text, /^corral_long_lived_connection_duration_seconds_count\{kind="stream"\} 3$/m);
+  });
+
   test('status lists every worker with its pid, requests and figures', () => {
     const now = performance.now();
     const ws: WorkerView[] = [{ slot: 1, gen: 1, pid: 4242, state: 'ready', spawnedAt: now - 5000, lastCheckin: now - 200, rss: 1 << 20, inflight: 0 }];
@@ -287,5 +415,9 @@ describe('exposition', () => {
     assert.equal(st.workers[0]!.uptimeS, 5);
     assert.equal(st.workers[0]!.lastCheckinS, 0.2);
     assert.equal(st.master.requests, 12);
+    assert.equal(st.workers[0]!.websockets, 0);
+    assert.equal(st.workers[0]!.streams, 0);
+    m.workerReported(ws[0]!, served(12, { longLived: longLived(4, 2) }));
+    assert.deepEqual([m.status().workers[0]!.websockets, m.status().workers[0]!.streams], [4, 2]);
   });
 });

@@ -1,16 +1,41 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { fetchHandler, type FetchFn } from './fetch-adapter.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
+/** An app's `upgrade` export: a request with an Upgrade header, its socket and the bytes read past its head. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
+
+/** What an app's `init` export receives (docs/long-lived.md). */
+export interface InitContext {
+  /**
+   * The worker's HTTP servers, one per listener, created and configured but not listening
+   * yet: what the app attaches to them here (Socket.IO, its own 'upgrade' listeners) works
+   * from their first connection.
+   */
+  servers: Server[];
+  /**
+   * Aborted the moment this worker starts draining; its `reason` is why, a DrainReason:
+   * 'reload', 'shutdown', 'recycle' or 'scale-down'.
+   */
+  signal: AbortSignal;
+}
+
 export interface LoadedApp {
   handler: Handler;
   /** What the app is, for the logs ("express-style handler", "koa", ...). */
   kind: string;
-  init?: () => unknown;
+  init?: (ctx: InitContext) => unknown;
   close?: () => unknown;
+  /**
+   * The app's upgrade handler, asked once init has run (a Fastify instance's plugins add
+   * theirs as it gets ready); undefined when it has none.
+   */
+  upgrade?: () => UpgradeHandler | undefined;
 }
 
 /** A problem with the app itself (not corral): the worker exits 4 and the master says why. */
@@ -62,19 +87,32 @@ export async function loadApp(ref: string, cwd: string): Promise<LoadedApp> {
   }
   const hooks = hooksOf(mod);
   const app = await classify(target, `${file} export '${name}'`, true);
-  return { ...app, init: hooks.init ?? app.init, close: chain(hooks.close, app.close) };
+  const upgrade = hooks.upgrade;
+  // The app's own readiness first (a Fastify instance's ready()): the module's init then sees
+  // a complete app, and what ready() adds (plugins' decorations, their 'upgrade' listeners) is there.
+  const init = chainInit(app.init, hooks.init);
+  return { ...app, init, close: chain(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade };
 }
 
 function isApp(v: unknown): boolean {
   return typeof v === 'function' || (typeof v === 'object' && v !== null && ('fetch' in v || 'callback' in v || 'routing' in v));
 }
 
-function hooksOf(mod: Record<string, unknown>): { init?: () => unknown; close?: () => unknown } {
+function hooksOf(mod: Record<string, unknown>): { init?: (ctx: InitContext) => unknown; close?: () => unknown; upgrade?: UpgradeHandler } {
   // Named exports only: an app object's own methods (Express has app.init) are not hooks.
-  const { init, close } = mod;
+  const { init, close, upgrade } = mod;
   return {
-    init: typeof init === 'function' ? (init as () => unknown) : undefined,
+    init: typeof init === 'function' ? (init as (ctx: InitContext) => unknown) : undefined,
     close: typeof close === 'function' ? (close as () => unknown) : undefined,
+    upgrade: typeof upgrade === 'function' ? (upgrade as UpgradeHandler) : undefined,
+  };
+}
+
+function chainInit(a?: (ctx: InitContext) => unknown, b?: (ctx: InitContext) => unknown): ((ctx: InitContext) => unknown) | undefined {
+  if (!a || !b) return a ?? b;
+  return async (ctx) => {
+    await a(ctx);
+    await b(ctx);
   };
 }
 
@@ -91,8 +129,17 @@ async function classify(v: unknown, where: string, allowFactory: boolean): Promi
     const o = v as Record<string, unknown>;
     if (typeof o.routing === 'function' && typeof o.ready === 'function') {
       // Fastify: serve through its router once its plugins are loaded.
-      const fastify = o as { routing: Handler; ready: () => Promise<unknown>; close: () => Promise<unknown> };
-      return { kind: 'fastify', handler: (req, res) => fastify.routing(req, res), init: () => fastify.ready(), close: () => fastify.close() };
+      const fastify = o as { routing: Handler; ready: () => Promise<unknown>; close: () => Promise<unknown>; server?: EventEmitter };
+      return {
+        kind: 'fastify', handler: (req, res) => fastify.routing(req, res), init: () => fastify.ready(), close: () => fastify.close(),
+        // Plugins (@fastify/websocket) listen for upgrades on Fastify's own server, which never
+        // listens: corral's servers hand theirs on to it, as Fastify does from its secondary servers.
+        upgrade: () => {
+          const own = fastify.server;
+          if (!own || own.listenerCount('upgrade') === 0) return undefined;
+          return (req, socket, head) => own.emit('upgrade', req, socket, head);
+        },
+      };
     }
     if (typeof o.callback === 'function' && typeof o.use === 'function' && typeof v === 'object') {
       return { kind: 'koa', handler: (o.callback as () => Handler).call(o) };

@@ -2,7 +2,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 
-export type FetchFn = (request: Request) => Response | Promise<Response>;
+/**
+ * The second argument of a fetch app: the Node request and response, as @hono/node-server
+ * passes them (Hono's `c.env`), for middleware that needs them (`getConnInfo`, @hono/node-ws).
+ */
+interface NodeBindings {
+  incoming: IncomingMessage;
+  outgoing: ServerResponse;
+}
+
+export type FetchFn = (request: Request, env: NodeBindings) => Response | Promise<Response>;
+
+/**
+ * A response saying the app already answered through `outgoing` itself (@hono/node-server's
+ * RESPONSE_ALREADY_SENT): nothing more is written.
+ */
+const ALREADY_SENT = 'x-hono-already-sent';
 
 /** Serves a Web-standard fetch(Request) => Response app (Hono and others) on node:http. */
 export function fetchHandler(fetchFn: FetchFn) {
@@ -11,7 +26,8 @@ export function fetchHandler(fetchFn: FetchFn) {
     res.once('close', () => {
       if (!res.writableFinished) controller.abort();
     });
-    const response = await fetchFn(toRequest(req, controller.signal));
+    const response = await fetchFn(toRequest(req, controller.signal), { incoming: req, outgoing: res });
+    if (response.headers.has(ALREADY_SENT)) return;
     await writeResponse(response, req.method === 'HEAD', res);
   };
 }

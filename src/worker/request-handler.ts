@@ -18,7 +18,7 @@ interface RequestHandlerOptions {
 }
 
 /**
- * Wraps the app's handler: counts and tracks the request, gives it a request id (the
+ * Wraps the app's handler: counts and tracks the request (`begin`), gives it a request id (the
  * client's X-Request-Id, or one made here; echoed in the response), and turns a throw or a
  * rejected promise into a 500 (or a cut connection when headers were already sent). Every
  * response is logged once: when it is ended (`ended`, the servers' end hook), or when its
@@ -29,7 +29,13 @@ export class RequestHandler {
 
   constructor(private readonly opts: RequestHandlerOptions) {}
 
-  readonly handle = (req: IncomingMessage, response: ServerResponse): void => {
+  /**
+   * A request starts: counted, timed, tracked, given its id. The servers call this as they
+   * emit 'request' (server.ts), before any listener runs, so a request answered by a listener
+   * that is not corral's (engine.io's, which replaces a server's 'request' listeners) is
+   * accounted for all the same.
+   */
+  readonly begin = (req: IncomingMessage, response: ServerResponse): void => {
     const res = response as CorralResponse;
     const conn = connectionOf(req.socket);
     if (conn) {
@@ -45,6 +51,10 @@ export class RequestHandler {
     res.setHeader('x-request-id', res.requestId);
     this.opts.tracker.begin(res);
     this.opts.onCount(++this.served);
+  };
+
+  /** The servers' 'request' listener: calls the app (the request has begun). */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     try {
       const out = this.opts.app(req, res);
       if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(undefined, (err) => this.fail(err, req, res));

@@ -1,7 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import { Server as HttpServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { WorkerSpec } from '../ipc/messages.js';
+import type { Logger } from '../logging/logger.js';
 import type { AccessBatch } from './access-log.js';
+import type { UpgradeHandler } from './app-loader.js';
 import { clientErrorListener } from './client-errors.js';
 import { accept } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
@@ -22,12 +25,33 @@ export interface RequestPath {
 }
 
 /**
+ * corral's own accounting runs where Node dispatches a request or an upgrade: in the server's
+ * emit, before any listener. Listeners are the app's to arrange: engine.io (Socket.IO)
+ * removes every 'request' listener and calls them back only for paths that are not its own,
+ * and apps add 'upgrade' listeners of their own in init. Whoever answers, each request is
+ * counted, tracked and logged (`begin`) and each upgraded socket is known to `longLived`.
+ * An 'upgrade' is emitted only when the server has an 'upgrade' listener; without one, Node
+ * hands an Upgrade request to the 'request' listeners like any other request.
+ */
+class CorralServer extends HttpServer {
+  constructor(options: ServerOptions, private readonly path: RequestPath) {
+    super(options, path.handler.handle);
+  }
+
+  override emit(event: string, ...args: unknown[]): boolean {
+    if (event === 'request') this.path.handler.begin(args[0] as IncomingMessage, args[1] as never);
+    else if (event === 'upgrade') this.path.longLived.upgraded(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer | undefined);
+    return super.emit(event, ...args);
+  }
+}
+
+/**
  * One of the worker's HTTP servers (not yet listening). Its one 'connection' listener makes
  * the connection's record (connection.ts) and hands it to the tracker and the access batch;
  * its responses call the handler's end hook; the parser's refusals go to client-errors.ts.
  */
 export function corralServer(http: WorkerSpec['http'], path: RequestPath): Server {
-  const server = createServer({
+  const server = new CorralServer({
     ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
     requestTimeout: http.requestTimeoutMs,
@@ -36,7 +60,7 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath): Serve
     // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
     // headers-timeout could otherwise let a slow client hold a connection for 32 s.
     connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
-  }, path.handler.handle);
+  }, path);
   server.keepAliveTimeout = http.keepAliveTimeoutMs;
   server.on('connection', (socket: Socket) => {
     const conn = accept(socket);
@@ -48,4 +72,32 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath): Serve
   });
   server.on('clientError', clientErrorListener(path.requests));
   return server;
+}
+
+const UPGRADE_FAILED = 'HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n';
+
+/**
+ * Gives the server's Upgrade requests to the app's upgrade handler. Installed only when the
+ * app has one (its `upgrade` export, or a Fastify instance's own server's 'upgrade'
+ * listeners): a server with an 'upgrade' listener no longer passes Upgrade requests to its
+ * request handler. A handler that throws or rejects is logged and its socket ends as a
+ * request's would: a 500 if nothing was written on it yet, then the socket is destroyed.
+ */
+export function serveUpgrades(server: Server, upgrade: UpgradeHandler, log: Logger): void {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const fail = (err: unknown): void => {
+      log.error({ err, method: req.method, url: req.url }, 'upgrade handler failed');
+      if (socket.destroyed) return;
+      // Node took its own 'error' listener off the socket before the upgrade.
+      socket.on('error', () => {});
+      if (socket.writable && (socket as Partial<Socket>).bytesWritten === 0) socket.end(UPGRADE_FAILED, () => socket.destroy());
+      else socket.destroy();
+    };
+    try {
+      const out = upgrade(req, socket, head);
+      if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  });
 }

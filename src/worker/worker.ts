@@ -15,7 +15,7 @@ import { ConnectionTracker } from './connections.js';
 import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
-import { corralServer, type RequestPath } from './server.js';
+import { corralServer, serveUpgrades, type RequestPath } from './server.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
@@ -43,6 +43,10 @@ export class Worker {
   private readonly access: LineWriter | undefined;
   private readonly accessBatch: AccessBatch | undefined;
   private readonly servers: Server[] = [];
+  /** The app's drain signal (its init context): aborted, with the DrainReason, as the drain starts. */
+  private readonly draining = new AbortController();
+  /** True while the drain signal's listeners run, and until their exceptions have surfaced. */
+  private telling = false;
   private readonly requestMetrics: RequestMetrics;
   private readonly loopDelay = new EventLoopDelay();
   private readonly appMetrics: AppMetrics | undefined;
@@ -80,11 +84,16 @@ export class Worker {
     // USR1 is the master's (log reopen). Without a handler Node opens its inspector on USR1, which
     // `systemctl kill -s USR1` sent to the whole unit would do to every worker.
     process.on('SIGUSR1', () => {});
-    process.on('SIGTERM', () => void this.drain('SIGTERM', 'shutdown'));
-    process.on('SIGQUIT', () => void this.drain('SIGQUIT', 'shutdown'));
+    process.on('SIGTERM', () => void this.drain('shutdown', 'SIGTERM'));
+    process.on('SIGQUIT', () => void this.drain('shutdown', 'SIGQUIT'));
     process.on('disconnect', () => this.masterGone());
     process.on('message', (msg: MasterMessage) => this.onMessage(msg));
     process.on('uncaughtException', (err) => {
+      if (this.telling) {
+        // EventTarget reports a listener's exception this way, on the next tick.
+        this.log.error({ err }, 'the app\'s drain-signal listener threw; the drain goes on');
+        return;
+      }
       this.log.error({ err }, 'uncaught exception in the app; asking for a replacement');
       this.retire('uncaught exception');
     });
@@ -95,7 +104,7 @@ export class Worker {
   }
 
   private onMessage(msg: MasterMessage): void {
-    if (msg.t === 'drain') void this.drain('master', msg.reason);
+    if (msg.t === 'drain') void this.drain(msg.reason, 'master');
     else if (msg.t === 'stop') this.fastStop();
     else if (msg.t === 'balance') this.tracker.balance(msg.limit);
     else if (msg.t === 'reopen') this.reopenAccessLog(msg.path);
@@ -113,7 +122,7 @@ export class Worker {
   private masterGone(): void {
     this.orphaned = true;
     if (this.stopping === 'drain') return;
-    void this.drain('master gone', 'shutdown');
+    void this.drain('shutdown', 'master gone');
   }
 
   /** Lines already batched go to the file they were meant for; the rest to the (re)opened one. */
@@ -139,15 +148,6 @@ export class Worker {
       log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
       process.exit(WORKER_EXIT.APP_LOAD);
     }
-    try {
-      await app.init?.();
-    } catch (err) {
-      const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
-      this.send({ t: 'boot-failed', kind: 'init', message });
-      log.fatal({ err }, message);
-      process.exit(WORKER_EXIT.INIT);
-    }
-    if (this.stopping) return;
     const requests = new RequestLog({
       format: spec.logs.accessFormat,
       prefix: spec.logs.accessPrefix,
@@ -164,8 +164,22 @@ export class Worker {
     });
     this.longLived.wire(requests, () => handler.countUpgrade());
     const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
+    // The servers exist before init and listen after it: what the app attaches to them in init
+    // (Socket.IO, @hono/node-ws, its own 'upgrade' listeners) serves their first connection.
+    this.servers.push(...spec.listeners.map(() => corralServer(spec.http, path)));
     try {
-      await Promise.all(spec.listeners.map((l) => this.listen(l.fd, path)));
+      await app.init?.({ servers: [...this.servers], signal: this.draining.signal });
+    } catch (err) {
+      const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
+      this.send({ t: 'boot-failed', kind: 'init', message });
+      log.fatal({ err }, message);
+      process.exit(WORKER_EXIT.INIT);
+    }
+    if (this.stopping) return;
+    const upgrade = app.upgrade?.();
+    if (upgrade) for (const s of this.servers) serveUpgrades(s, upgrade, log);
+    try {
+      await Promise.all(spec.listeners.map((l, i) => this.listen(this.servers[i]!, l.fd)));
     } catch (err) {
       const message = `cannot listen: ${(err as Error).message}`;
       this.send({ t: 'boot-failed', kind: 'listen', message });
@@ -181,9 +195,7 @@ export class Worker {
     log.debug({ app: app.kind }, 'worker ready');
   }
 
-  private listen(fd: number, path: RequestPath): Promise<void> {
-    const server = corralServer(this.spec.http, path);
-    this.servers.push(server);
+  private listen(server: Server, fd: number): Promise<void> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       // The backlog must be an argument: listen() ignores options.backlog when given an fd.
@@ -210,15 +222,19 @@ export class Worker {
     this.send(this.heartbeatMessage());
   }
 
-  private async drain(why: string, reason: DrainReason): Promise<void> {
+  /** `reason`: what the app hears (the drain signal's reason); `why`: what started it, for the log. */
+  private async drain(reason: DrainReason, why: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = 'drain';
     this.log.debug({ why, reason }, 'draining');
+    // The app hears it first, so its own goodbyes (io.close(), closing its WebSockets with
+    // 1012, ending its event streams) go out while everything is still open.
+    this.tellApp(reason);
+    // WebSockets and event streams the app leaves open are ended by corral, spread over close-spread.
+    this.longLived.drain(reason);
     // Stop accepting without http.Server#close(), which also drops idle keep-alive
     // connections at once and races clients that are about to reuse them.
     this.stopAccepting();
-    // WebSockets and event streams the app leaves open are ended by corral, spread over close-spread.
-    this.longLived.drain(reason);
     const { gracefulTimeoutMs } = this.spec;
     this.cutTimer = setTimeout(() => void this.cutAtDeadline(), gracefulTimeoutMs - cutMarginMs(gracefulTimeoutMs));
     await this.tracker.drain();
@@ -250,6 +266,22 @@ export class Worker {
     const until = performance.now() + CUT_SETTLE_MS;
     while (this.tracker.connectionCount > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     this.accessBatch?.flush();
+  }
+
+  /**
+   * Aborts the drain signal. A listener that throws does not stop the drain: EventTarget
+   * reports it as an uncaught exception on the next tick, which is logged as the listener's.
+   */
+  private tellApp(reason: DrainReason): void {
+    this.telling = true;
+    try {
+      this.draining.abort(reason);
+    } catch (err) {
+      this.log.error({ err }, 'the app\'s drain-signal listener threw; the drain goes on');
+    }
+    process.nextTick(() => {
+      this.telling = false;
+    });
   }
 
   private stopAccepting(): void {

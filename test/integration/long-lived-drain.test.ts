@@ -151,6 +151,38 @@ describe('long-lived responses at a drain, through the CLI', () => {
     assert.doesNotMatch(c.output, /killed by corral/);
   });
 
+  test('TTOU: the streams of the worker scaled away end cleanly within close-spread, with their lines; the other worker\'s stay open', async () => {
+    const { c, port, log } = await serve(['--graceful-timeout', '10', '--close-spread', String(SPREAD_MS / 1000)]);
+    const workers = await c.workerPids();
+    // Streams until both workers hold some (the kernel hands connections out), bounded.
+    const streams: Stream[] = [];
+    const pids: number[] = [];
+    for (let i = 0; i < 40 && new Set(pids).size < 2; i++) {
+      const s = stream(port);
+      streams.push(s);
+      pids.push(await s.pid);
+    }
+    assert.equal(new Set(pids).size, 2, 'both workers hold streams');
+    const from = c.lines.length;
+    const t0 = Date.now();
+    c.signal('SIGTTOU');
+    await c.waitForLine(/stopped \(TTOU\)/, 15_000, from);
+    const gone = workers.filter((p) => !alive(p));
+    assert.equal(gone.length, 1, 'one worker left');
+    for (let i = 0; i < streams.length; i++) {
+      if (pids[i] !== gone[0]) continue;
+      const o = await streams[i]!.outcome;
+      assert.equal(o.how, 'end', 'a clean end of body, not a reset');
+      assert.ok(o.at - t0 <= SPREAD_MS + SLACK_MS + 1000, `ended ${o.at - t0} ms after TTOU`);
+    }
+    const ended = pids.filter((p) => p === gone[0]).length;
+    const got = await waitLines(log, (l) => l.filter((x) => x.url === '/events').length >= ended, 'the ended streams\' lines');
+    assert.equal(got.filter((l) => l.url === '/events').length, ended, 'a line for each ended stream, none for the others');
+    const still = streams.filter((_, i) => pids[i] !== gone[0]);
+    const settled = await Promise.race([Promise.race(still.map((s) => s.outcome)), sleep(500).then(() => 'open')]);
+    assert.equal(settled, 'open', 'the remaining worker\'s streams stay open');
+  });
+
   test('graceful-timeout: requests that never finish are cut by their worker with a line (499, or the status sent), no SIGKILL', async () => {
     const { c, port, log } = await serve(['--graceful-timeout', '2', '--close-spread', '0.5']);
     const hung = stream(port, '/hang');

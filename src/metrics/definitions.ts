@@ -54,7 +54,7 @@ export const METRICS = {
     type: 'histogram',
     labels: ['http_request_method', 'http_response_status_code'],
     source: 'workers',
-    help: 'Duration of HTTP server requests, from the first byte of the request to the end of the response, summed over every worker (those that exited included).',
+    help: 'Duration of HTTP server requests, from the first byte of the request to the end of the response, summed over every worker (those that exited included); WebSockets and event streams are in corral_long_lived_connection_duration_seconds instead.',
   }),
   http_server_active_requests: metric({
     type: 'gauge',

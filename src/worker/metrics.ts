@@ -24,10 +24,14 @@ export class RequestMetrics {
   /** `histogram`: metrics are on (the master has a metrics listener). */
   constructor(readonly histogram: boolean) {}
 
-  /** Called once per request, where its access line is produced. */
-  record(method: string | undefined, status: number, seconds: number): void {
+  /**
+   * Called once per request, where its access line is produced. A long-lived one (a
+   * WebSocket, an event stream) is counted but kept out of the duration histogram: its hours
+   * would drown the requests' latencies, and it has a histogram of its own.
+   */
+  record(method: string | undefined, status: number, seconds: number, longLived = false): void {
     this.requests++;
-    if (!this.histogram) return;
+    if (!this.histogram || longLived) return;
     const m = (method === undefined ? undefined : METHOD_INDEX.get(method)) ?? OTHER_INDEX;
     const key = m * 1000 + (status >= 0 && status < 1000 ? status | 0 : 0);
     let s = this.series.get(key);

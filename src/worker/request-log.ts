@@ -75,7 +75,7 @@ export class RequestLog {
     const { opts } = this;
     const req = res.req;
     const durationMs = performance.now() - res.startedAt;
-    opts.metrics?.record(req.method, status, durationMs / 1000);
+    opts.metrics?.record(req.method, status, durationMs / 1000, res.eventStream);
     if (this.write) {
       // The peer's address as the connection was accepted: a 499's socket is gone by now.
       const remoteAddr = connectionOf(req.socket)?.addr ?? req.socket?.remoteAddress;
@@ -86,7 +86,8 @@ export class RequestLog {
         rawHeaders: req.rawHeaders, res,
       });
     }
-    if (fromApp && opts.slowMs > 0 && durationMs > opts.slowMs) {
+    // An event stream is meant to last: it is not a slow request.
+    if (fromApp && opts.slowMs > 0 && durationMs > opts.slowMs && !res.eventStream) {
       opts.log.warn({ method: req.method, url: req.url, status, duration_ms: Math.round(durationMs), request_id: res.requestId }, `slow request: ${req.method} ${req.url} took ${Math.round(durationMs)} ms`);
     }
   }
@@ -97,7 +98,7 @@ export class RequestLog {
    */
   tunnel(t: Tunnel): void {
     const durationMs = performance.now() - t.startedAt;
-    this.opts.metrics?.record(t.req.method, t.status, durationMs / 1000);
+    this.opts.metrics?.record(t.req.method, t.status, durationMs / 1000, true);
     this.write?.({
       time: new Date(), method: t.req.method ?? '-', url: t.req.url ?? '-', httpVersion: t.req.httpVersion, status: t.status,
       bytes: t.bytesOut, durationMs, remoteAddr: t.remoteAddr, requestId: t.requestId, pid: this.pid, worker: this.opts.worker,

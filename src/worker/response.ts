@@ -34,6 +34,8 @@ export abstract class CorralResponse extends ServerResponse {
   /** Body bytes sent (none for HEAD, 204, 304). */
   bytesOut = 0;
   requestId = '';
+  /** Its head said text/event-stream: a long-lived response, timed apart from requests. */
+  eventStream = false;
   /** Its server's end hook: an own property, as the prototype may be replaced. */
   abstract readonly onEnd: EndHook;
   /** Its server's event-stream hook, likewise. */
@@ -86,7 +88,10 @@ function patchPrototype(): void {
   // Every head goes through writeHead: an implicit one (the first write or end) calls it too.
   proto.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     const r = this as unknown as Internals;
-    if (r.phase === BEGUN && !r.headersSent && isEventStream(this, args[1], args[2])) (this as CorralResponse).onStream(this as CorralResponse);
+    if (r.phase === BEGUN && !r.headersSent && isEventStream(this, args[1], args[2])) {
+      (this as CorralResponse).eventStream = true;
+      (this as CorralResponse).onStream(this as CorralResponse);
+    }
     return writeHead.apply(this, args);
   };
   proto.write = function (this: ServerResponse, chunk, encoding, cb) {

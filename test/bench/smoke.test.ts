@@ -16,11 +16,12 @@ describe('benchmark suite (smoke)', () => {
     assert.equal(r.status, 0, output.slice(-3000));
     assert.match(output, /total \d+s, 0 error\(s\)/);
     const report = readFileSync(join(out, 'RESULTS.md'), 'utf8');
-    for (const scenario of ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging']) {
+    for (const scenario of ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'websocket']) {
       assert.match(report, new RegExp(`^## ${scenario}$`, 'm'), `${scenario} is in the report`);
       assert.ok(readdirSync(out).some((f) => f.startsWith(`${scenario}-`) && f.endsWith('.json')), `${scenario} wrote its JSON`);
     }
     for (const contender of ['corral', 'single', 'cluster-rr', 'cluster-none', 'pm2']) assert.match(report, new RegExp(`\\| ${contender} \\|`));
     assert.match(report, /reload under load: corral failed requests, all runs: 0/);
+    assert.match(report, /WebSocket reload: corral errors \(.*\), all runs: 0 /);
   });
 });

@@ -37,11 +37,12 @@ export class PathServer {
   /** Requests counted for max-requests (the handler's onCount). */
   counted = 0;
 
-  constructor(app: App, tracker = new ConnectionTracker(), http: Partial<HttpSettings> = {}, longLived: LongLivedOptions = {}) {
+  /** `http.slowMs`: the slow-request threshold (0, off, unless given). */
+  constructor(app: App, tracker = new ConnectionTracker(), http: Partial<HttpSettings> & { slowMs?: number } = {}, longLived: LongLivedOptions = {}) {
     this.tracker = tracker;
     const log = createLogger({ level: 'info', base: {} }, { write: (l: string) => this.errors.push(l) });
     const batch = new AccessBatch({ write: (lines: string) => { this.writes.push(lines); return lines.length; } });
-    const requests = new RequestLog({ format: 'json', prefix: '', slowMs: 0, worker: '1.1', log }, batch);
+    const requests = new RequestLog({ format: 'json', prefix: '', slowMs: http.slowMs ?? 0, worker: '1.1', log }, batch);
     const handler = new RequestHandler({ app, tracker, log, requests, onCount: (n) => (this.counted = n) });
     this.longLived = new LongLived({ tracker, ...longLived });
     this.longLived.wire(requests, () => handler.countUpgrade());

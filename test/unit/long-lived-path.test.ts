@@ -301,6 +301,30 @@ describe('Server-Sent Events through the request path', () => {
     }
   });
 
+  test('a stream that lasts is not a slow request; a plain request as slow is', async () => {
+    let ender: ServerResponse | undefined;
+    const app: App = (req, res) => {
+      if (req.url === '/events') {
+        sseApp('setHeader')(req, res);
+        ender = res;
+      } else {
+        setTimeout(() => res.end('late'), 150);
+      }
+    };
+    const s = await new PathServer(app, new ConnectionTracker(), { slowMs: 50 }).listen();
+    servers.push(s);
+    const a = sseClient(s.port);
+    await a.first;
+    await new Promise((r) => setTimeout(r, 150));
+    ender!.end();
+    assert.match(await a.outcome, /^end:/);
+    await new Promise<void>((resolve) => httpGet({ host: '127.0.0.1', port: s.port, path: '/plain' }, (r) => r.resume().on('end', resolve)));
+    await s.waitRecords(2);
+    const slow = s.errors.filter((l) => /slow request/.test(l));
+    assert.equal(slow.length, 1, slow.join(''));
+    assert.match(slow[0]!, /\/plain/);
+  });
+
   test('the client goes away: "client"; the app ends it: "app"', async () => {
     let ender: ServerResponse | undefined;
     const app: App = (req, res) => {

@@ -79,6 +79,18 @@ describe('worker request recorder', () => {
     assert.equal(b[2].reduce((x, y) => x + y), 2);
   });
 
+  test('a long-lived response (a WebSocket, an event stream) is counted but kept out of the duration histogram', () => {
+    const r = new RequestMetrics(true);
+    r.record('GET', 200, 0.01);
+    r.record('GET', 200, 3600, true);
+    r.record('GET', 101, 120, true);
+    assert.equal(r.requests, 3);
+    const snap = r.snapshot()!;
+    assert.equal(snap.length, 1, 'no 101 series');
+    assert.equal(snap[0]![2].reduce((x, y) => x + y), 1);
+    assert.ok(Math.abs(snap[0]![3] - 0.01) < 1e-9, 'the hour is not in the sum');
+  });
+
   test('with metrics off only requests are counted', () => {
     const r = new RequestMetrics(false);
     r.record('GET', 200, 0.1);

@@ -127,6 +127,14 @@ export type WorkerMessage =
   | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
 
 /**
+ * Whether a message a worker sent can be one of corral's: an object with a string `t`. The
+ * worker's channel is shared with the app (process.send), so anything else is the app's.
+ */
+export function isWorkerMessage(msg: unknown): msg is WorkerMessage {
+  return typeof msg === 'object' && msg !== null && typeof (msg as { t?: unknown }).t === 'string';
+}
+
+/**
  * Why a worker drains, as the app hears it (the `reason` of the drain signal): a reload, a
  * stop of the whole server, a recycle (max-requests, max-memory, an uncaught exception) or a
  * scale-down (TTOU).

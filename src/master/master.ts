@@ -1,6 +1,6 @@
 import type { Resolution } from '../config/resolve.js';
 import { CorralError } from '../errors.js';
-import type { MasterMessage, RetireReason, WorkerMessage } from '../ipc/messages.js';
+import { isWorkerMessage, type MasterMessage, type RetireReason } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
 import type { ControlServer } from '../control/server.js';
@@ -18,6 +18,7 @@ import { Balancer } from './balance.js';
 import { stopBudgetWarning } from './stop-budget.js';
 import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
+import { AdapterRelay, isAdapterMessage } from './relay.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -75,6 +76,8 @@ export class Master {
   /** Workers whose channels (access lines, error log, output) are still open. */
   private openChannels = 0;
   private readonly balancer = new Balancer();
+  /** Passes @socket.io/cluster-adapter's messages between workers (relay.ts). */
+  private readonly relay: AdapterRelay;
   private readonly rt: MasterRuntime;
   /** The stop under way: the signal that began it, when, and (during a shutdown delay) when the drain starts. */
   private stop: { sig: Sig; since: number; drainAt: number | undefined } | undefined;
@@ -84,6 +87,7 @@ export class Master {
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
+    this.relay = new AdapterRelay((line) => this.d.log.warn(line), () => this.rt.now());
     this.lastTickAt = this.rt.now();
     this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
     this.metrics.masterStarted(this.lastTickAt);
@@ -361,7 +365,8 @@ export class Master {
     const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
     this.metrics.workerStarted();
-    child.on('message', (msg: WorkerMessage) => this.onMessage(w, msg));
+    this.relay.join(w);
+    child.on('message', (msg) => this.onMessage(w, msg));
     child.once('exit', (code, signal) => {
       w.exited(code, signal);
       this.wake();
@@ -379,8 +384,18 @@ export class Master {
     this.d.log.info(`spawned ${w.name}`);
   }
 
-  private onMessage(w: WorkerHandle, msg: WorkerMessage): void {
+  /**
+   * A message on a worker's channel: corral's own, or the Socket.IO cluster adapter's, which
+   * is passed on at once without waking the loop (a busy app sends many). Anything else the
+   * app sent is ignored.
+   */
+  private onMessage(w: WorkerHandle, msg: unknown): void {
     const now = this.rt.now();
+    if (isAdapterMessage(msg)) {
+      w.heard(now);
+      return this.relay.relay(w, msg);
+    }
+    if (!isWorkerMessage(msg)) return;
     w.heard(now);
     switch (msg.t) {
       case 'ready':
@@ -423,6 +438,7 @@ export class Master {
 
   private handleExit(w: WorkerHandle, now: number): void {
     this.workers.delete(w);
+    this.relay.leave(w);
     w.reap();
     const was = w.exitedWhile;
     const { reason, message, level } = exitOutcome(w);

@@ -1,8 +1,9 @@
-import type { BusyWith, MasterMessage, WorkerMessage } from '../ipc/messages.js';
+import type { BusyWith, MasterMessage } from '../ipc/messages.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import { drainReason, stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
 import type { WorkerState } from './states.js';
+import type { AdapterMessage, RelayPeer } from './relay.js';
 
 /**
  * A worker's life as the master sees it:
@@ -21,9 +22,10 @@ import type { WorkerState } from './states.js';
 export interface WorkerProcess {
   readonly pid?: number | undefined;
   readonly connected: boolean;
-  send(msg: MasterMessage, cb: (err: Error | null) => void): boolean;
+  send(msg: MasterMessage | AdapterMessage, cb: (err: Error | null) => void): boolean;
   kill(sig: NodeJS.Signals): boolean;
-  on(event: 'message', fn: (msg: WorkerMessage) => void): unknown;
+  /** A worker runs app code: a message may be anything JSON can carry. */
+  on(event: 'message', fn: (msg: unknown) => void): unknown;
   once(event: 'exit', fn: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
   once(event: 'close', fn: () => void): unknown;
   once(event: 'error', fn: (err: Error) => void): unknown;
@@ -54,7 +56,7 @@ interface Checkin {
  * so the configuration it was started with, whatever the master serves now. Times are
  * monotonic ms. Every field is read-only outside: the methods below are the transitions.
  */
-export class WorkerHandle implements ExitedWorker {
+export class WorkerHandle implements ExitedWorker, RelayPeer {
   #state: WorkerState = 'booting';
   readonly spawnedAt: number;
   #readyAt = 0;
@@ -246,6 +248,21 @@ export class WorkerHandle implements ExitedWorker {
     } catch {
       return false;
     }
+  }
+
+  /** It can still be written to: alive, with its IPC channel open. */
+  get connected(): boolean {
+    return this.alive && this.child.connected;
+  }
+
+  /**
+   * Writes a message another worker's Socket.IO adapter sent (see relay.ts). True once it is
+   * handed to the channel, even when the channel is backed up: `done` then follows its write.
+   */
+  relay(msg: AdapterMessage, done: () => void): boolean {
+    if (!this.connected) return false;
+    this.child.send(msg, done);
+    return true;
   }
 
   // ---- clocks -------------------------------------------------------------------------

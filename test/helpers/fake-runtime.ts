@@ -12,6 +12,7 @@ import type { Notifier } from '../../src/systemd/notify.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
 import type { WorkerProcess } from '../../src/master/worker-handle.js';
 import type { MasterLogs } from '../../src/master/master-logs.js';
+import { isAdapterMessage, type AdapterMessage } from '../../src/master/relay.js';
 
 let nextPid = 1000;
 
@@ -20,6 +21,11 @@ export class FakeChild extends EventEmitter implements WorkerProcess {
   readonly pid = nextPid++;
   connected = true;
   readonly sent: MasterMessage[] = [];
+  /** Socket.IO adapter messages the master passed on to this worker. */
+  readonly relayed: AdapterMessage[] = [];
+  /** While true, written messages stay in the channel: their callbacks wait for `flush()`. */
+  stuck = false;
+  private readonly unwritten: Array<() => void> = [];
   readonly signals: NodeJS.Signals[] = [];
   exited = false;
   /** Exit by itself when told to drain or stop (as a worker without requests does). */
@@ -40,7 +46,13 @@ export class FakeChild extends EventEmitter implements WorkerProcess {
     return this.ctx.slot;
   }
 
-  send(msg: MasterMessage, cb: (err: Error | null) => void): boolean {
+  send(msg: MasterMessage | AdapterMessage, cb: (err: Error | null) => void): boolean {
+    if (isAdapterMessage(msg)) {
+      this.relayed.push(msg);
+      if (!this.stuck) cb(null);
+      else this.unwritten.push(() => cb(null));
+      return !this.stuck;
+    }
     this.sent.push(msg);
     cb(null);
     if (this.exitOnStop && (msg.t === 'drain' || msg.t === 'stop')) this.rt.later(() => this.die(0, null));
@@ -55,6 +67,17 @@ export class FakeChild extends EventEmitter implements WorkerProcess {
 
   say(msg: WorkerMessage): void {
     this.emit('message', msg);
+  }
+
+  /** Sends anything on the channel, as app code can. */
+  sayRaw(msg: unknown): void {
+    this.emit('message', msg);
+  }
+
+  /** The channel is read again: what waited is written. */
+  flush(): void {
+    this.stuck = false;
+    for (const cb of this.unwritten.splice(0)) cb();
   }
 
   ready(): void {

@@ -7,6 +7,7 @@ import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import { compileAccessFormat } from '../logging/access-format.js';
 import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
+import { trustEntryProblem, trustListProblem } from '../proxies/forwarded.js';
 import {
   boolean, bytes, fileMode, integer, list, oneOf, optionalText, seconds, text, RuleError, type ValueType,
 } from './validators.js';
@@ -54,6 +55,17 @@ const metricsBindItem = (s: string): string | undefined => {
   } catch (err) {
     return (err as Error).message;
   }
+};
+
+const trustedItems = list(text('ADDRESS|CIDR|KEYWORD', trustEntryProblem), { min: 1 });
+const trustedList: ValueType<string[]> = {
+  ...trustedItems,
+  parse(raw) {
+    const entries = trustedItems.parse(raw);
+    const problem = trustListProblem(entries);
+    if (problem) throw new RuleError(`${JSON.stringify(entries.join(','))} is not valid: ${problem}`);
+    return entries;
+  },
 };
 
 export const SETTINGS = {
@@ -201,6 +213,18 @@ export const SETTINGS = {
     type: bytes({ min: 1024, max: 1024 ** 2 }),
     default: 16384,
     doc: 'Largest accepted size of a request\'s headers (larger: 431); at most 1M.',
+  }),
+  forwardedAllowIps: setting({
+    section: 'HTTP',
+    type: trustedList,
+    default: ['loopback', 'unix'],
+    doc: 'The proxies whose X-Forwarded-For (or Forwarded) is believed: addresses, CIDR ranges, `loopback`, `linklocal`, `uniquelocal`, `unix` (unix-socket peers); `none`: no one. From them the client address is found by walking the header from the nearest hop to the first address not listed (see docs/proxies.md).',
+  }),
+  forwardedHeaders: setting({
+    section: 'HTTP',
+    type: oneOf(['drop-untrusted', 'keep'] as const),
+    default: 'drop-untrusted',
+    doc: 'What the app sees of X-Forwarded-For, Forwarded, X-Forwarded-Proto/-Host/-Port and X-Real-IP sent by a peer not in forwarded-allow-ips: `drop-untrusted` removes them, so a client cannot forge them; `keep` passes them on.',
   }),
   config: setting({
     section: 'Config',

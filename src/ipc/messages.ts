@@ -13,6 +13,13 @@ export interface WorkerSpec {
     requestTimeoutMs: number;
     maxHeaderSize: number;
   };
+  /** Who a request came from behind proxies (docs/proxies.md). */
+  forwarded: {
+    /** forwarded-allow-ips: the proxies whose forwarding headers are believed. */
+    allow: string[];
+    /** forwarded-headers: drop those an untrusted peer sent before the app sees them. */
+    dropUntrusted: boolean;
+  };
   heartbeatMs: number;
   /** Record the request-duration histogram (the metrics listener is on). */
   metrics?: boolean;

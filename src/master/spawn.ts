@@ -63,6 +63,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
       requestTimeoutMs: Math.round(c.requestTimeout * 1000),
       maxHeaderSize: c.maxHeaderSize,
     },
+    forwarded: { allow: c.forwardedAllowIps, dropUntrusted: c.forwardedHeaders === 'drop-untrusted' },
     heartbeatMs: heartbeatMs(c.timeout),
     metrics: c.metricsBind !== undefined && c.metricsBind !== 'off',
     gracefulTimeoutMs: Math.round(c.gracefulTimeout * 1000),

@@ -30,6 +30,7 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   bytes: (r) => r.bytes,
   duration: (r) => round3(r.durationMs),
   remote_addr: (r) => r.remoteAddr,
+  peer_addr: (r) => ('peerAddr' in r ? r.peerAddr : r.remoteAddr),
   forwarded_for: (r) => reqHeader(r, 'x-forwarded-for'),
   user_agent: (r) => reqHeader(r, 'user-agent'),
   referer: (r) => reqHeader(r, 'referer'),
@@ -96,6 +97,8 @@ function isoTime(d: Date): string {
 function json(r: AccessRecord): string {
   let s = '{"time":"' + isoTime(r.time) + '"';
   if (r.remoteAddr !== undefined) s += ',"remote_addr":' + jsonString(r.remoteAddr);
+  // Only when a trusted proxy forwarded for someone else: other lines are unchanged.
+  if (r.peerAddr !== r.remoteAddr && r.peerAddr !== undefined) s += ',"peer_addr":' + jsonString(r.peerAddr);
   const xff = reqHeader(r, 'x-forwarded-for');
   if (xff !== undefined) s += ',"forwarded_for":' + jsonString(xff);
   s += ',"method":' + jsonString(r.method) + ',"url":' + jsonString(r.url);

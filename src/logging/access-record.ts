@@ -11,7 +11,10 @@ export interface AccessRecord {
   status: number;
   bytes: number;
   durationMs: number;
+  /** The client's address: the peer's, or the one trusted proxies forwarded for (docs/proxies.md). */
   remoteAddr: string | undefined;
+  /** The socket's peer (a proxy, or the client itself); absent in records made elsewhere: remoteAddr. */
+  peerAddr?: string | undefined;
   requestId: string;
   pid: number;
   worker: string;

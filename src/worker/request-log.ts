@@ -3,6 +3,7 @@ import { compileAccessFormat, type AccessRecord } from '../logging/access-format
 import type { Logger } from '../logging/logger.js';
 import type { AccessBatch } from './access-log.js';
 import { connectionOf } from './connection.js';
+import { sentHeaders, type ProxyTrust } from '../proxies/forwarded.js';
 import type { CorralResponse } from './response.js';
 import type { RequestMetrics } from './metrics.js';
 
@@ -15,6 +16,8 @@ interface RequestLogOptions {
   log: Logger;
   /** Counted once per request, where its line is produced. */
   metrics?: RequestMetrics;
+  /** The trusted proxies, whose forwarding headers give the client's address; absent: the peer is the client. */
+  trust?: ProxyTrust;
 }
 
 /** A request the HTTP parser refused or timed out before the app had it. */
@@ -78,12 +81,13 @@ export class RequestLog {
     opts.metrics?.record(req.method, status, durationMs / 1000, res.eventStream);
     if (this.write) {
       // The peer's address as the connection was accepted: a 499's socket is gone by now.
-      const remoteAddr = connectionOf(req.socket)?.addr ?? req.socket?.remoteAddress;
+      const peerAddr = connectionOf(req.socket)?.addr ?? req.socket?.remoteAddress;
+      // What the client sent: apps (Next.js) rewrite req.headers while they serve.
+      const rawHeaders = sentHeaders(req);
       this.write({
         time: new Date(), method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, status,
-        bytes: res.bytesOut, durationMs, remoteAddr, requestId: res.requestId, pid: this.pid, worker: opts.worker,
-        // What the client sent: apps (Next.js) rewrite req.headers while they serve.
-        rawHeaders: req.rawHeaders, res,
+        bytes: res.bytesOut, durationMs, remoteAddr: this.client(peerAddr, rawHeaders), peerAddr, requestId: res.requestId,
+        pid: this.pid, worker: opts.worker, rawHeaders, res,
       });
     }
     // An event stream is meant to last: it is not a slow request.
@@ -99,11 +103,18 @@ export class RequestLog {
   tunnel(t: Tunnel): void {
     const durationMs = performance.now() - t.startedAt;
     this.opts.metrics?.record(t.req.method, t.status, durationMs / 1000, true);
-    this.write?.({
+    if (!this.write) return;
+    const rawHeaders = sentHeaders(t.req);
+    this.write({
       time: new Date(), method: t.req.method ?? '-', url: t.req.url ?? '-', httpVersion: t.req.httpVersion, status: t.status,
-      bytes: t.bytesOut, durationMs, remoteAddr: t.remoteAddr, requestId: t.requestId, pid: this.pid, worker: this.opts.worker,
-      rawHeaders: t.req.rawHeaders, res: NO_RESPONSE, bytesIn: t.bytesIn, wsClose: t.wsClose,
+      bytes: t.bytesOut, durationMs, remoteAddr: this.client(t.remoteAddr, rawHeaders), peerAddr: t.remoteAddr, requestId: t.requestId,
+      pid: this.pid, worker: this.opts.worker, rawHeaders, res: NO_RESPONSE, bytesIn: t.bytesIn, wsClose: t.wsClose,
     });
+  }
+
+  /** The client's address: the peer's, or the one its trusted proxies forwarded for. */
+  private client(peer: string | undefined, raw: readonly string[]): string | undefined {
+    return this.opts.trust ? this.opts.trust.client(peer, raw) : peer;
   }
 
   /** Logs and counts a request the parser refused or timed out. */
@@ -112,7 +123,7 @@ export class RequestLog {
     this.opts.metrics?.record(r.method, r.status, durationMs / 1000);
     this.write?.({
       time: new Date(), method: r.method, url: r.url, httpVersion: r.httpVersion, status: r.status, bytes: 0,
-      durationMs, remoteAddr: r.remoteAddr, requestId: r.requestId, pid: this.pid,
+      durationMs, remoteAddr: r.remoteAddr, peerAddr: r.remoteAddr, requestId: r.requestId, pid: this.pid,
       worker: this.opts.worker, rawHeaders: NO_HEADERS, res: NO_RESPONSE,
     });
   }

@@ -3,10 +3,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WorkerSpec } from '../ipc/messages.js';
 import type { Logger } from '../logging/logger.js';
+import { dropUntrusted, type ProxyTrust } from '../proxies/forwarded.js';
 import type { AccessBatch } from './access-log.js';
 import type { UpgradeHandler } from './app-loader.js';
 import { clientErrorListener } from './client-errors.js';
-import { accept } from './connection.js';
+import { accept, connectionOf } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestHandler } from './request-handler.js';
 import type { LongLived } from './long-lived.js';
@@ -22,6 +23,11 @@ export interface RequestPath {
   batch: AccessBatch | undefined;
   /** Upgraded sockets and event streams. */
   longLived: LongLived;
+  /**
+   * The trusted proxies, when the forwarding headers other peers send are dropped before the
+   * app sees them (forwarded-headers = drop-untrusted); absent: they are kept.
+   */
+  dropUntrusted?: ProxyTrust;
 }
 
 /**
@@ -39,8 +45,14 @@ class CorralServer extends HttpServer {
   }
 
   override emit(event: string, ...args: unknown[]): boolean {
-    if (event === 'request') this.path.handler.begin(args[0] as IncomingMessage, args[1] as never);
-    else if (event === 'upgrade') this.path.longLived.upgraded(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer | undefined);
+    if (event === 'request' || event === 'upgrade') {
+      const req = args[0] as IncomingMessage;
+      // Before anything reads the request: an untrusted peer's forwarding headers never reach the app.
+      const trust = this.path.dropUntrusted;
+      if (trust) dropUntrusted(req, connectionOf(req.socket)?.addr ?? req.socket.remoteAddress, trust);
+      if (event === 'request') this.path.handler.begin(req, args[1] as never);
+      else this.path.longLived.upgraded(req, args[1] as Duplex, args[2] as Buffer | undefined);
+    }
     return super.emit(event, ...args);
   }
 }

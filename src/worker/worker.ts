@@ -15,6 +15,7 @@ import { ConnectionTracker } from './connections.js';
 import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
+import { ProxyTrust } from '../proxies/forwarded.js';
 import { corralServer, serveUpgrades, type RequestPath } from './server.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
@@ -148,6 +149,7 @@ export class Worker {
       log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
       process.exit(WORKER_EXIT.APP_LOAD);
     }
+    const trust = new ProxyTrust(spec.forwarded.allow);
     const requests = new RequestLog({
       format: spec.logs.accessFormat,
       prefix: spec.logs.accessPrefix,
@@ -155,6 +157,7 @@ export class Worker {
       worker: `${spec.gen}.${spec.slot}`,
       log,
       metrics: this.requestMetrics,
+      trust,
     }, this.accessBatch);
     const handler = new RequestHandler({
       app: app.handler, tracker: this.tracker, log, requests,
@@ -163,7 +166,10 @@ export class Worker {
       },
     });
     this.longLived.wire(requests, () => handler.countUpgrade());
-    const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
+    const path: RequestPath = {
+      handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived,
+      dropUntrusted: spec.forwarded.dropUntrusted ? trust : undefined,
+    };
     // The servers exist before init and listen after it: what the app attaches to them in init
     // (Socket.IO, @hono/node-ws, its own 'upgrade' listeners) serves their first connection.
     this.servers.push(...spec.listeners.map(() => corralServer(spec.http, path)));

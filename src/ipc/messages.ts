@@ -5,7 +5,9 @@ export interface WorkerSpec {
   app: string;
   cwd: string;
   /** Listening sockets, inherited as fds 3, 4, ... in this order. */
-  listeners: Array<{ fd: number; label: string }>;
+  listeners: Array<{ fd: number; label: string; proxyProtocol?: boolean }>;
+  /** For listeners with proxyProtocol: the peers that may send the header (proxy-protocol-from). */
+  proxyProtocolFrom?: string[];
   backlog: number;
   http: {
     keepAliveTimeoutMs: number;

@@ -6,10 +6,11 @@ import type { Logger } from '../logging/logger.js';
 import type { AccessBatch } from './access-log.js';
 import type { UpgradeHandler } from './app-loader.js';
 import { clientErrorListener } from './client-errors.js';
-import { accept } from './connection.js';
+import { accept, setProxySource } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestHandler } from './request-handler.js';
 import type { LongLived } from './long-lived.js';
+import { readProxyHeader, type ProxyIntake } from './proxy-header.js';
 import type { RequestLog } from './request-log.js';
 import { responseClass } from './response.js';
 
@@ -34,11 +35,22 @@ export interface RequestPath {
  * hands an Upgrade request to the 'request' listeners like any other request.
  */
 class CorralServer extends HttpServer {
-  constructor(options: ServerOptions, private readonly path: RequestPath) {
+  constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
     super(options, path.handler.handle);
   }
 
   override emit(event: string, ...args: unknown[]): boolean {
+    if (event === 'connection' && this.proxy) {
+      // The header is read before Node's HTTP parser is attached (by the 'connection'
+      // listeners): the socket reaches them once it is, with what follows put back.
+      const socket = args[0] as Socket;
+      readProxyHeader(socket, this.proxy, (source) => {
+        if (source) setProxySource(socket, source.address);
+        super.emit('connection', socket);
+        socket.resume();
+      });
+      return true;
+    }
     if (event === 'request') this.path.handler.begin(args[0] as IncomingMessage, args[1] as never);
     else if (event === 'upgrade') this.path.longLived.upgraded(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer | undefined);
     return super.emit(event, ...args);
@@ -49,8 +61,9 @@ class CorralServer extends HttpServer {
  * One of the worker's HTTP servers (not yet listening). Its one 'connection' listener makes
  * the connection's record (connection.ts) and hands it to the tracker and the access batch;
  * its responses call the handler's end hook; the parser's refusals go to client-errors.ts.
+ * With `proxy`, each connection's PROXY protocol header is read first (proxy-header.ts).
  */
-export function corralServer(http: WorkerSpec['http'], path: RequestPath): Server {
+export function corralServer(http: WorkerSpec['http'], path: RequestPath, proxy?: ProxyIntake): Server {
   const server = new CorralServer({
     ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
@@ -60,7 +73,7 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath): Serve
     // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
     // headers-timeout could otherwise let a slow client hold a connection for 32 s.
     connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
-  }, path);
+  }, path, proxy);
   server.keepAliveTimeout = http.keepAliveTimeoutMs;
   server.on('connection', (socket: Socket) => {
     const conn = accept(socket);

@@ -16,6 +16,7 @@ import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
 import { corralServer, serveUpgrades, type RequestPath } from './server.js';
+import { peerMatcher, ProxyRejections } from './proxy-header.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
@@ -166,7 +167,11 @@ export class Worker {
     const path: RequestPath = { handler, tracker: this.tracker, requests, batch: this.accessBatch, longLived: this.longLived };
     // The servers exist before init and listen after it: what the app attaches to them in init
     // (Socket.IO, @hono/node-ws, its own 'upgrade' listeners) serves their first connection.
-    this.servers.push(...spec.listeners.map(() => corralServer(spec.http, path)));
+    const rejections = new ProxyRejections(log);
+    const allowed = spec.proxyProtocolFrom ? peerMatcher(spec.proxyProtocolFrom) : () => false;
+    this.servers.push(...spec.listeners.map((l) => corralServer(spec.http, path, l.proxyProtocol
+      ? { listener: l.label, allowed, timeoutMs: spec.http.headersTimeoutMs, rejections }
+      : undefined)));
     try {
       await app.init?.({ servers: [...this.servers], signal: this.draining.signal });
     } catch (err) {

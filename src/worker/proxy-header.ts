@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { compile } from 'proxy-addr';
-import { parseProxyHeader, V2_MAX } from '../listeners/proxy-protocol.js';
+import { parseProxyHeader, V2_MAX, type ProxyHeader } from '../listeners/proxy-protocol.js';
 import type { Logger } from '../logging/logger.js';
 
 /** Why a connection to a PROXY protocol listener was closed before HTTP. */
@@ -69,7 +69,7 @@ export function peerMatcher(list: string[]): (addr: string) => boolean {
  * A peer not allowed, an invalid or missing header, a header not complete within the
  * timeout, or a peer that closes first: the socket is destroyed and the rejection counted.
  */
-export function readProxyHeader(socket: Socket, intake: ProxyIntake, ready: (source: { address: string; port: number } | undefined) => void): void {
+export function readProxyHeader(socket: Socket, intake: ProxyIntake, ready: (source: ProxyHeader['source']) => void): void {
   const peer = socket.remoteAddress;
   const count = (reason: ProxyRejectReason, why: string): void => intake.rejections.add(reason, { listener: intake.listener, peer, why });
   if (peer !== undefined && !intake.allowed(peer)) {

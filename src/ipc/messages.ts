@@ -100,6 +100,9 @@ export interface LongLivedFigures {
   durations: Array<[kind: LongLivedKind, counts: number[], sum: number]>;
 }
 
+/** Why a connection to a PROXY protocol listener was closed before HTTP (worker/proxy-header.ts). */
+export type ProxyRejectReason = 'peer_not_allowed' | 'invalid' | 'timeout' | 'closed';
+
 /** What a worker measured, sent with its heartbeat: cumulative values, never deltas. */
 export interface WorkerFigures {
   /** Requests answered (or abandoned by the client) since the worker started. */
@@ -115,6 +118,8 @@ export interface WorkerFigures {
    * means all zero, not "unchanged"); without the closes and durations when metrics are off.
    */
   longLived?: LongLivedFigures;
+  /** Connections closed for want of a valid PROXY protocol header, by reason; absent while none was. */
+  proxyRejected?: Record<ProxyRejectReason, number>;
 }
 
 /** Why a worker asks to be replaced: the master turns it into the exit's typed cause. */

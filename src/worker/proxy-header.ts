@@ -1,10 +1,9 @@
 import type { Socket } from 'node:net';
 import { compile } from 'proxy-addr';
 import { parseProxyHeader, V2_MAX, type ProxyHeader } from '../listeners/proxy-protocol.js';
+import type { ProxyRejectReason } from '../ipc/messages.js';
 import type { Logger } from '../logging/logger.js';
 
-/** Why a connection to a PROXY protocol listener was closed before HTTP. */
-export type ProxyRejectReason = 'peer-not-allowed' | 'invalid' | 'timeout' | 'closed';
 
 /** How often rejections are logged: the first at once, the rest counted into one line per interval. */
 const LOG_INTERVAL_MS = 60_000;
@@ -15,7 +14,10 @@ const LOG_INTERVAL_MS = 60_000;
  * that follow within the interval as one line with their count by reason when it ends.
  */
 export class ProxyRejections {
-  readonly total: Record<ProxyRejectReason, number> = { 'peer-not-allowed': 0, invalid: 0, timeout: 0, closed: 0 };
+  /** Since the worker started, by reason (sent with its heartbeat). */
+  readonly total: Record<ProxyRejectReason, number> = { peer_not_allowed: 0, invalid: 0, timeout: 0, closed: 0 };
+  /** Rejections since the worker started. */
+  count = 0;
   private pending: Partial<Record<ProxyRejectReason, number>> = {};
   private timer: NodeJS.Timeout | undefined;
 
@@ -23,6 +25,7 @@ export class ProxyRejections {
 
   add(reason: ProxyRejectReason, detail: { listener: string; peer: string | undefined; why: string }): void {
     this.total[reason]++;
+    this.count++;
     if (this.timer) {
       this.pending[reason] = (this.pending[reason] ?? 0) + 1;
       return;
@@ -74,7 +77,7 @@ export function readProxyHeader(socket: Socket, intake: ProxyIntake, ready: (sou
   const count = (reason: ProxyRejectReason, why: string): void => intake.rejections.add(reason, { listener: intake.listener, peer, why });
   if (peer !== undefined && !intake.allowed(peer)) {
     socket.destroy();
-    return count('peer-not-allowed', `peer ${peer} is not in proxy-protocol-from`);
+    return count('peer_not_allowed', `peer ${peer} is not in proxy-protocol-from`);
   }
   let got: Buffer = Buffer.alloc(0);
   const reject = (reason: ProxyRejectReason, why: string): void => {

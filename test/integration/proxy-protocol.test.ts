@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Corral, runCli } from '../helpers/corral.js';
+import { get } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
 
@@ -75,7 +76,8 @@ describe('PROXY protocol listeners', () => {
   });
 
   test('connections without a valid header are closed unanswered, and logged once for the interval', async () => {
-    const { c, proxied } = await serving([]);
+    const mport = await freePort();
+    const { c, proxied } = await serving(['--metrics-bind', `127.0.0.1:${mport}`]);
     for (let i = 0; i < 5; i++) assert.equal(await exchange(proxied, [REQ]), '');
     assert.equal(await exchange(proxied, ['PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n', REQ]), '');
     await c.waitForLine(/PROXY protocol: closed a connection/);
@@ -86,13 +88,21 @@ describe('PROXY protocol listeners', () => {
     assert.equal(line.peer, '127.0.0.1');
     assert.match(String(line.msg), /no PROXY header/);
     assert.equal(accessLines(c).length, 0, 'no request reached the app');
+    // Counted by reason on /metrics, from the worker's next heartbeat on.
+    let text = '';
+    for (const t0 = Date.now(); !text.includes('corral_proxy_protocol_rejected_total{reason="invalid"} 6') && Date.now() - t0 < 10_000;) {
+      text = (await get({ port: mport, path: '/metrics' })).body;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(text, /corral_proxy_protocol_rejected_total\{reason="invalid"\} 6\n/);
+    assert.match(text, /corral_proxy_protocol_rejected_total\{reason="peer_not_allowed"\} 0\n/);
   });
 
   test('a peer outside proxy-protocol-from is refused', async () => {
     const { c, proxied } = await serving(['--proxy-protocol-from', '127.0.0.1/32']);
     assert.equal(await exchange(proxied, [`PROXY TCP4 203.0.113.7 127.0.0.1 40000 ${proxied}\r\n${REQ}`], '127.0.0.2'), '');
     const line = await c.waitForLine(/PROXY protocol: closed a connection/);
-    assert.match(line, /"reason":"peer-not-allowed"/);
+    assert.match(line, /"reason":"peer_not_allowed"/);
     assert.match(line, /"peer":"127\.0\.0\.2"/);
     assert.match(await exchange(proxied, [`PROXY TCP4 203.0.113.7 127.0.0.1 40000 ${proxied}\r\n${REQ}`]), /^HTTP\/1\.1 200 /);
   });

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Corral, runCli } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
@@ -7,7 +11,11 @@ import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
 
 const started: Corral[] = [];
-after(() => started.forEach((c) => c.kill()));
+const balancers: ChildProcess[] = [];
+after(() => {
+  started.forEach((c) => c.kill());
+  balancers.forEach((b) => b.kill('SIGKILL'));
+});
 
 const REQ = 'GET /pp HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
 
@@ -120,5 +128,43 @@ describe('PROXY protocol listeners', () => {
     const r = await runCli(['--bind', `127.0.0.1:${port}`, '--proxy-protocol', '127.0.0.1:1', app('hello.mjs')]);
     assert.equal(r.code, 78, r.output);
     assert.match(r.output, /proxy-protocol names 127\.0\.0\.1:1, which is not a listener/);
+  });
+});
+
+const haproxy = spawnSync('haproxy', ['-v']).status === 0;
+
+describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not installed' }, () => {
+  test('send-proxy-v2 and send-proxy: the access line has the client address HAProxy saw; its health checks are not rejections', async () => {
+    const { c, proxied } = await serving([]);
+    const [v2Port, v1Port] = [await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), 'corral-haproxy-'));
+    const cfg = join(dir, 'haproxy.cfg');
+    writeFileSync(cfg, [
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 2s',
+      '  timeout client 10s',
+      '  timeout server 10s',
+      `frontend v2\n  bind 127.0.0.1:${v2Port}\n  default_backend v2`,
+      `backend v2\n  server app 127.0.0.1:${proxied} send-proxy-v2 check inter 200ms`,
+      `frontend v1\n  bind 127.0.0.1:${v1Port}\n  default_backend v1`,
+      `backend v1\n  server app 127.0.0.1:${proxied} send-proxy check inter 200ms`,
+      '',
+    ].join('\n'));
+    const b = spawn('haproxy', ['-db', '-f', cfg], { stdio: 'ignore' });
+    balancers.push(b);
+    // The client connects to HAProxy from 127.0.0.3; HAProxy connects to corral from 127.0.0.1.
+    let v2 = '';
+    for (const t0 = Date.now(); !v2.startsWith('HTTP/1.1 200') && Date.now() - t0 < 10_000;) {
+      await new Promise((r) => setTimeout(r, 200));
+      v2 = await exchange(v2Port, [REQ], '127.0.0.3');
+    }
+    assert.match(v2, /^HTTP\/1\.1 200 /);
+    assert.match(await exchange(v1Port, [REQ], '127.0.0.3'), /^HTTP\/1\.1 200 /);
+    for (const t0 = Date.now(); accessLines(c).length < 2 && Date.now() - t0 < 5000;) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(accessLines(c).map((l) => l.remote_addr), ['127.0.0.3', '127.0.0.3']);
+    // A second of health checks every 200 ms, with the header (as HAProxy sends it on checks when the server has send-proxy).
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(c.lines.filter((l) => l.includes('PROXY protocol: closed')).length, 0, c.output);
   });
 });

@@ -72,10 +72,12 @@ async function checkBinds(binds: string[], unixSocketMode: number): Promise<Find
 /**
  * The environment and settings a worker would be started with, measured as serve does
  * before its first spawn. The binds stand in for the listeners (their labels are as long,
- * within the margin the check keeps).
+ * within the margin the check keeps). proxy-protocol items must name one of the binds; a
+ * systemd:NAME item is taken as found, since the sockets systemd would pass are not here.
  */
 function checkWorkerEnv(r: Resolution, cwd: string): Finding {
-  const listeners = r.config.bind.map((text, i) => ({ fd: 3 + i, label: text, cleanup() {}, close() {} }));
+  const systemd = r.config.proxyProtocol.filter((i) => i.startsWith('systemd:'));
+  const listeners = r.config.bind.map((text, i) => ({ fd: 3 + i, label: text, names: [parseBind(text).text, ...systemd], cleanup() {}, close() {} }));
   return attempt(() => checkLaunchable(r, listeners, workerEnv(process.env), undefined, cwd), 'workers can be started with this environment');
 }
 

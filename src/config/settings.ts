@@ -3,6 +3,7 @@
  * one-line doc. The CLI options, `corral print-config` and docs/settings.md are generated
  * from this table; nothing else lists settings.
  */
+import { compile as compileTrust } from 'proxy-addr';
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import { compileAccessFormat } from '../logging/access-format.js';
@@ -105,6 +106,35 @@ export const SETTINGS = {
     defaultDoc: 'off',
     doc: 'The master\'s own listener for /metrics (Prometheus), /livez and /readyz: HOST:PORT, [IPv6]:PORT or unix:/path; `off` or unset: none (see docs/metrics.md).',
     reloadable: false,
+  }),
+  proxyProtocol: setting({
+    section: 'Listeners',
+    type: list(text('LISTENER', (s) => {
+      if (s.startsWith('systemd:')) return s.length > 'systemd:'.length ? undefined : 'systemd: needs the socket\'s name (FileDescriptorName=)';
+      try {
+        parseBind(s);
+        return undefined;
+      } catch (err) {
+        return `${(err as Error).message}, or systemd:NAME`;
+      }
+    })),
+    default: [],
+    defaultDoc: 'none',
+    doc: 'Listeners that expect a PROXY protocol header (v1 or v2) on every connection, named as in --bind (HOST:PORT, [IPv6]:PORT, unix:/path, fd://N) or, for sockets systemd passes, systemd:NAME (FileDescriptorName=) or fd://N; repeat for several. Strict: a connection without a valid header is closed (see docs/proxies.md).',
+    reloadable: false,
+  }),
+  proxyProtocolFrom: setting({
+    section: 'Listeners',
+    type: list(text('ADDRESS', (s) => {
+      try {
+        compileTrust([s]);
+        return undefined;
+      } catch (err) {
+        return `must be an IP address, a CIDR, or loopback, linklocal, uniquelocal (${(err as Error).message})`;
+      }
+    }), { min: 1 }),
+    default: ['loopback'],
+    doc: 'Peers that may send a PROXY protocol header: IP addresses, CIDRs, or loopback, linklocal, uniquelocal; connections to a proxy-protocol listener from any other TCP peer are closed (unix-socket peers are admitted by the socket\'s file mode).',
   }),
   workers: setting({
     section: 'Workers',

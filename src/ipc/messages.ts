@@ -5,7 +5,9 @@ export interface WorkerSpec {
   app: string;
   cwd: string;
   /** Listening sockets, inherited as fds 3, 4, ... in this order. */
-  listeners: Array<{ fd: number; label: string }>;
+  listeners: Array<{ fd: number; label: string; proxyProtocol?: boolean }>;
+  /** For listeners with proxyProtocol: the peers that may send the header (proxy-protocol-from). */
+  proxyProtocolFrom?: string[];
   backlog: number;
   http: {
     keepAliveTimeoutMs: number;
@@ -105,6 +107,9 @@ export interface LongLivedFigures {
   durations: Array<[kind: LongLivedKind, counts: number[], sum: number]>;
 }
 
+/** Why a connection to a PROXY protocol listener was closed before HTTP (worker/proxy-header.ts). */
+export type ProxyRejectReason = 'peer_not_allowed' | 'invalid' | 'timeout' | 'closed';
+
 /** What a worker measured, sent with its heartbeat: cumulative values, never deltas. */
 export interface WorkerFigures {
   /** Requests answered (or abandoned by the client) since the worker started. */
@@ -120,6 +125,8 @@ export interface WorkerFigures {
    * means all zero, not "unchanged"); without the closes and durations when metrics are off.
    */
   longLived?: LongLivedFigures;
+  /** Connections closed for want of a valid PROXY protocol header, by reason; absent while none was. */
+  proxyRejected?: Record<ProxyRejectReason, number>;
 }
 
 /** Why a worker asks to be replaced: the master turns it into the exit's typed cause. */

@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { CorralError } from '../errors.js';
-import type { BindSpec } from './bind-spec.js';
+import { parseBind, type BindSpec } from './bind-spec.js';
 import { removeStaleSocket } from './stale-socket.js';
 import { LISTEN_ENV, unsetEnv } from '../systemd/env.js';
 import { MAX_DESCRIPTORS, parseListenFds } from '../systemd/listen-fds.js';
@@ -13,6 +13,8 @@ export interface Listener {
   fd: number;
   /** For logs: "127.0.0.1:8000", "unix:/run/app.sock", "systemd:web (fd 3)". */
   label: string;
+  /** What the proxy-protocol setting may call it: the --bind address as given and as bound, or systemd:NAME and fd://N. */
+  names: string[];
   /** Removes what the master created (a unix socket file) at exit. */
   cleanup(): void;
   /** Closes a socket corral bound itself and removes its file (`corral check`); passed sockets stay open. */
@@ -75,7 +77,7 @@ export function passedListeners(): Listener[] {
   }
   return passed.map((p) => {
     assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
-    return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, cleanup: () => {}, close: () => {} };
+    return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, names: [`systemd:${p.name}`, `fd://${p.fd}`], cleanup: () => {}, close: () => {} };
   });
 }
 
@@ -149,7 +151,7 @@ export async function bindListener(b: BindSpec, opts: { unixSocketMode: number }
   const create = createServerHandle();
   if (b.kind === 'fd') {
     assertStreamSocket(b.fd, `--bind ${b.text}`);
-    return { fd: b.fd, label: b.text, cleanup: () => {}, close: () => {} };
+    return { fd: b.fd, label: b.text, names: [b.text], cleanup: () => {}, close: () => {} };
   }
   if (b.kind === 'unix') {
     await removeStaleSocket(b.path, b.text);
@@ -157,7 +159,7 @@ export async function bindListener(b: BindSpec, opts: { unixSocketMode: number }
     if (typeof h === 'number') throw unixBindError(h, b.path, b.text);
     held.push(h);
     chmodSync(b.path, opts.unixSocketMode);
-    return { fd: h.fd, label: b.text, cleanup: () => safeUnlink(b.path), close: () => release(h, () => safeUnlink(b.path)) };
+    return { fd: h.fd, label: b.text, names: [b.text], cleanup: () => safeUnlink(b.path), close: () => release(h, () => safeUnlink(b.path)) };
   }
   const address = net.isIP(b.host) ? b.host : await resolveHost(b.host, b.text);
   const h = create(address, b.port, net.isIP(address));
@@ -173,7 +175,23 @@ export async function bindListener(b: BindSpec, opts: { unixSocketMode: number }
   held.push(h);
   const port = typeof out.port === 'number' ? out.port : b.port;
   const label = net.isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
-  return { fd: h.fd, label, cleanup: () => {}, close: () => release(h) };
+  return { fd: h.fd, label, names: [b.text, label], cleanup: () => {}, close: () => release(h) };
+}
+
+/**
+ * Which listeners expect a PROXY protocol header, from the proxy-protocol setting's items
+ * (systemd:NAME, or an address as --bind takes it). An item that names no listener is a
+ * configuration error: a typo must not leave a listener trusting its peers' addresses less
+ * (or more) than meant.
+ */
+export function proxyProtocolListeners(items: string[], listeners: Listener[]): boolean[] {
+  const wanted = items.map((i) => (i.startsWith('systemd:') ? i : parseBind(i).text));
+  const unmatched = wanted.filter((w) => !listeners.some((l) => l.names.includes(w)));
+  if (unmatched.length > 0) {
+    const known = listeners.flatMap((l) => l.names).join(', ');
+    throw new CorralError('E_CONFIG_VALUE', `proxy-protocol names ${unmatched.join(', ')}, which is not a listener (the listeners: ${known})`);
+  }
+  return listeners.map((l) => l.names.some((n) => wanted.includes(n)));
 }
 
 function release(h: RawHandle, then?: () => void): void {

@@ -5,7 +5,7 @@ import { argMax, execBytes, MAX_ARG_STRLEN, sizeText, stringBytes } from '../con
 import { CorralError } from '../errors.js';
 import { workerFds, workerStdio } from '../ipc/fds.js';
 import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
-import type { Listener } from '../listeners/acquire.js';
+import { proxyProtocolListeners, type Listener } from '../listeners/acquire.js';
 import { attachWorkerLogs, type MasterLogs } from './master-logs.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
@@ -48,6 +48,7 @@ export function requestLimit(cfg: ResolvedConfig, random = Math.random): number 
 export function workerSpec(ctx: SpawnContext): WorkerSpec {
   const c = ctx.config;
   const fds = workerFds(ctx.listeners.length);
+  const proxied = proxyProtocolListeners(c.proxyProtocol, ctx.listeners);
   const d = ctx.access?.dest;
   const access: AccessDestination | undefined = d && (d.kind === 'file' ? { kind: 'file', path: d.path } : { kind: 'stream', fd: fds.accessStream });
   return {
@@ -55,7 +56,8 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     slot: ctx.slot,
     app: c.app!,
     cwd: ctx.cwd,
-    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label })),
+    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label, ...(proxied[i] ? { proxyProtocol: true } : {}) })),
+    ...(proxied.includes(true) ? { proxyProtocolFrom: c.proxyProtocolFrom } : {}),
     backlog: c.backlog,
     http: {
       keepAliveTimeoutMs: Math.round(c.keepAliveTimeout * 1000),

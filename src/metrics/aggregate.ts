@@ -7,7 +7,7 @@
  * connections are the same, with two differences: the open counts of a slot are summed
  * over its live workers, and what a worker still had open when it exited is counted closed.
  */
-import type { AppMetricFamily, HttpSeries, LongLivedCloser, LongLivedFigures, LongLivedKind, WorkerFigures } from '../ipc/messages.js';
+import type { AppMetricFamily, HttpSeries, LongLivedCloser, LongLivedFigures, LongLivedKind, ProxyRejectReason, WorkerFigures } from '../ipc/messages.js';
 import { LONG_LIVED_CLOSERS, LONG_LIVED_KINDS, METRIC_NAMES } from './definitions.js';
 import type { Labels, Sample } from './text.js';
 
@@ -151,6 +151,7 @@ export class FiguresStore {
   private readonly retiredHttp = new Map<string, HttpTotals>();
   private readonly retiredApp = new Map<string, AppAcc>();
   private readonly retiredLongLived = emptyLongLived();
+  private readonly retiredProxyRejected = new Map<ProxyRejectReason, number>();
   /** What each exited worker contributed, for a heartbeat that arrives after its exit. */
   private readonly retiredFrom = new WeakMap<WorkerRef, Live>();
 
@@ -188,6 +189,18 @@ export class FiguresStore {
     if (l.figures.http) addHttp(this.retiredHttp, l.figures.http, sign);
     if (l.app) addApp(this.retiredApp, l.app, 'summed', undefined, sign);
     addLongLived(this.retiredLongLived, l.figures.longLived, sign, true);
+    for (const [r, n] of Object.entries(l.figures.proxyRejected ?? {}) as Array<[ProxyRejectReason, number]>) {
+      this.retiredProxyRejected.set(r, (this.retiredProxyRejected.get(r) ?? 0) + sign * n);
+    }
+  }
+
+  /** Connections closed by PROXY protocol listeners, by reason, over every worker that ever ran. */
+  proxyRejected(): Map<ProxyRejectReason, number> {
+    const into = new Map(this.retiredProxyRejected);
+    for (const l of this.live.values()) {
+      for (const [r, n] of Object.entries(l.figures.proxyRejected ?? {}) as Array<[ProxyRejectReason, number]>) into.set(r, (into.get(r) ?? 0) + n);
+    }
+    return into;
   }
 
   figuresOf(w: WorkerRef): WorkerFigures | undefined {

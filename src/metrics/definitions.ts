@@ -5,7 +5,7 @@
  * and `corral_*` for the supervisor; base units (seconds, bytes), `_total` on counters.
  */
 
-import type { LongLivedCloser, LongLivedKind } from '../ipc/messages.js';
+import type { LongLivedCloser, LongLivedKind, ProxyRejectReason } from '../ipc/messages.js';
 
 type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -42,6 +42,9 @@ const every = <T extends string>(values: Record<T, true>): readonly T[] => Objec
 export const LONG_LIVED_KINDS = every<LongLivedKind>({ websocket: true, stream: true });
 /** The `closed_by` label of corral_long_lived_closes_total. */
 export const LONG_LIVED_CLOSERS = every<LongLivedCloser>({ client: true, app: true, drain: true, forced: true });
+
+/** The `reason` label of corral_proxy_protocol_rejected_total. */
+export const PROXY_REJECT_REASONS = every<ProxyRejectReason>({ peer_not_allowed: true, invalid: true, timeout: true, closed: true });
 
 export const EXIT_REASONS = ['crash', 'timeout', 'memory', 'max_requests', 'reload', 'scale_down', 'shutdown'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
@@ -85,6 +88,12 @@ export const METRICS = {
     labels: ['reason'],
     source: 'master',
     help: 'Worker processes that exited, by reason: crash, timeout (silent or not ready in time), memory, max_requests, reload, scale_down (TTOU), shutdown.',
+  }),
+  corral_proxy_protocol_rejected_total: metric({
+    type: 'counter',
+    labels: ['reason'],
+    source: 'workers',
+    help: 'Connections to proxy-protocol listeners closed before HTTP, by reason: peer_not_allowed (not in proxy-protocol-from), invalid (no header, or a malformed one), timeout (not complete within headers-timeout), closed (the peer closed half-way); summed over every worker.',
   }),
   corral_reloads_total: metric({
     type: 'counter',

@@ -6,7 +6,7 @@
 import type { WorkerFigures } from '../ipc/messages.js';
 import type { MasterPhase } from '../master/states.js';
 import { FiguresStore, type WorkerRef } from './aggregate.js';
-import { DURATION_BUCKETS, EXIT_REASONS, LONG_LIVED_BUCKETS, LONG_LIVED_KINDS, METRICS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
+import { DURATION_BUCKETS, EXIT_REASONS, LONG_LIVED_BUCKETS, LONG_LIVED_KINDS, METRICS, PROXY_REJECT_REASONS, type ExitReason, type MetricName, type WorkerMetricState } from './definitions.js';
 import { liveness, readiness, type HealthAnswer } from './health.js';
 import { ListenQueues, type QueueFigures } from './listen-queue.js';
 import { histogramSamples, renderFamily, type Sample } from './text.js';
@@ -151,6 +151,7 @@ export class MasterMetrics {
     const durations = ll.durations.flatMap((d) => histogramSamples('corral_long_lived_connection_duration_seconds', LONG_LIVED_BUCKETS, d.counts, d.sum, { kind: d.kind }));
     const closes = ll.closes.map((c) => ({ labels: { kind: c.kind, closed_by: c.by }, value: c.count }));
     const queues = this.listenQueues(v);
+    const rejected = this.figures.proxyRejected();
     return [
       family('http_server_request_duration_seconds', http),
       family('http_server_active_requests', [{ value: active }]),
@@ -158,6 +159,7 @@ export class MasterMetrics {
       family('corral_workers_desired', [{ value: v.desired }]),
       family('corral_worker_starts_total', [{ value: this.starts }]),
       family('corral_worker_exits_total', [...this.exits].map(([reason, value]) => ({ labels: { reason }, value }))),
+      family('corral_proxy_protocol_rejected_total', PROXY_REJECT_REASONS.map((reason) => ({ labels: { reason }, value: rejected.get(reason) ?? 0 }))),
       family('corral_reloads_total', [{ labels: { result: 'ok' }, value: this.reloads.ok }, { labels: { result: 'failed' }, value: this.reloads.failed }]),
       family('corral_generation', [{ value: v.generation }]),
       family('corral_worker_memory_bytes', memory),

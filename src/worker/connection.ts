@@ -16,8 +16,14 @@ type ConnState = 'open' | 'refused' | 'fin-sent';
  * the tracker (drains, balance), the handler (timing), client errors and the access log read it.
  */
 export class Connection {
-  /** The peer's address, read when the connection is accepted: a destroyed socket no longer knows it. */
+  /**
+   * The client's address: the source address of the connection's PROXY protocol header when
+   * its listener expects one and the header names one, else the peer's. Read when the
+   * connection is accepted: a destroyed socket no longer knows it.
+   */
   readonly addr: string | undefined;
+  /** The address of the socket's peer (the balancer, on a PROXY protocol listener); undefined on unix sockets. */
+  readonly peer: string | undefined;
   state: ConnState = 'open';
   /**
    * performance.now() at the first byte of the request being received; 0 once corral's
@@ -48,12 +54,19 @@ export class Connection {
   longSince = 0;
 
   constructor(readonly socket: Socket) {
-    this.addr = socket.remoteAddress;
+    this.peer = socket.remoteAddress;
+    this.addr = (socket as ConnSocket)[kProxySource] ?? this.peer;
   }
 }
 
 const kConn = Symbol('corral.conn');
-type ConnSocket = Socket & { [kConn]?: Connection; parser?: Parser | null };
+const kProxySource = Symbol('corral.proxy-source');
+type ConnSocket = Socket & { [kConn]?: Connection; [kProxySource]?: string; parser?: Parser | null };
+
+/** Records the client address a PROXY protocol header gave, for the connection's record made next. */
+export function setProxySource(socket: Socket, address: string): void {
+  (socket as ConnSocket)[kProxySource] = address;
+}
 interface Parser {
   socket: ConnSocket | null;
   [K_ON_MESSAGE_BEGIN]?: unknown;

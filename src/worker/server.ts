@@ -7,10 +7,11 @@ import { dropUntrusted, type ProxyTrust } from '../proxies/forwarded.js';
 import type { AccessBatch } from './access-log.js';
 import type { UpgradeHandler } from './app-loader.js';
 import { clientErrorListener } from './client-errors.js';
-import { accept, connectionOf } from './connection.js';
+import { accept, connectionOf, setProxySource } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestHandler } from './request-handler.js';
 import type { LongLived } from './long-lived.js';
+import { readProxyHeader, type ProxyIntake } from './proxy-header.js';
 import type { RequestLog } from './request-log.js';
 import { responseClass } from './response.js';
 
@@ -40,11 +41,22 @@ export interface RequestPath {
  * hands an Upgrade request to the 'request' listeners like any other request.
  */
 class CorralServer extends HttpServer {
-  constructor(options: ServerOptions, private readonly path: RequestPath) {
+  constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
     super(options, path.handler.handle);
   }
 
   override emit(event: string, ...args: unknown[]): boolean {
+    if (event === 'connection' && this.proxy) {
+      // The header is read before Node's HTTP parser is attached (by the 'connection'
+      // listeners): the socket reaches them once it is, with what follows put back.
+      const socket = args[0] as Socket;
+      readProxyHeader(socket, this.proxy, (source) => {
+        if (source) setProxySource(socket, source.address);
+        super.emit('connection', socket);
+        socket.resume();
+      });
+      return true;
+    }
     if (event === 'request' || event === 'upgrade') {
       const req = args[0] as IncomingMessage;
       // Before anything reads the request: an untrusted peer's forwarding headers never reach the app.
@@ -61,8 +73,9 @@ class CorralServer extends HttpServer {
  * One of the worker's HTTP servers (not yet listening). Its one 'connection' listener makes
  * the connection's record (connection.ts) and hands it to the tracker and the access batch;
  * its responses call the handler's end hook; the parser's refusals go to client-errors.ts.
+ * With `proxy`, each connection's PROXY protocol header is read first (proxy-header.ts).
  */
-export function corralServer(http: WorkerSpec['http'], path: RequestPath): Server {
+export function corralServer(http: WorkerSpec['http'], path: RequestPath, proxy?: ProxyIntake): Server {
   const server = new CorralServer({
     ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
@@ -72,7 +85,7 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath): Serve
     // Node checks headers/request timeouts only this often (30 s by default), so a 2 s
     // headers-timeout could otherwise let a slow client hold a connection for 32 s.
     connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
-  }, path);
+  }, path, proxy);
   server.keepAliveTimeout = http.keepAliveTimeoutMs;
   server.on('connection', (socket: Socket) => {
     const conn = accept(socket);

@@ -17,6 +17,7 @@ import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
 import { ProxyTrust } from '../proxies/forwarded.js';
 import { corralServer, serveUpgrades, type RequestPath } from './server.js';
+import { peerMatcher, ProxyRejections } from './proxy-header.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
@@ -51,6 +52,8 @@ export class Worker {
   private readonly requestMetrics: RequestMetrics;
   private readonly loopDelay = new EventLoopDelay();
   private readonly appMetrics: AppMetrics | undefined;
+  /** Connections its PROXY protocol listeners closed before HTTP; set at boot when it has such a listener. */
+  private proxyRejections: ProxyRejections | undefined;
   private app: LoadedApp | undefined;
   private stopping: 'drain' | 'fast' | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -172,7 +175,12 @@ export class Worker {
     };
     // The servers exist before init and listen after it: what the app attaches to them in init
     // (Socket.IO, @hono/node-ws, its own 'upgrade' listeners) serves their first connection.
-    this.servers.push(...spec.listeners.map(() => corralServer(spec.http, path)));
+    const rejections = new ProxyRejections(log);
+    if (spec.listeners.some((l) => l.proxyProtocol)) this.proxyRejections = rejections;
+    const allowed = spec.proxyProtocolFrom ? peerMatcher(spec.proxyProtocolFrom) : () => false;
+    this.servers.push(...spec.listeners.map((l) => corralServer(spec.http, path, l.proxyProtocol
+      ? { listener: l.label, allowed, timeoutMs: spec.http.headersTimeoutMs, rejections }
+      : undefined)));
     try {
       await app.init?.({ servers: [...this.servers], signal: this.draining.signal });
     } catch (err) {
@@ -218,10 +226,9 @@ export class Worker {
   }
 
   private heartbeatMessage(): WorkerMessage {
-    return {
-      t: 'hb', rss: process.memoryUsage.rss(), inflight: this.tracker.inflightCount, busy: this.tracker.oldest(),
-      m: figures(this.requestMetrics, this.loopDelay, this.appMetrics, this.longLived.figures(), performance.now()),
-    };
+    const m = figures(this.requestMetrics, this.loopDelay, this.appMetrics, this.longLived.figures(), performance.now());
+    if (this.proxyRejections && this.proxyRejections.count > 0) m.proxyRejected = { ...this.proxyRejections.total };
+    return { t: 'hb', rss: process.memoryUsage.rss(), inflight: this.tracker.inflightCount, busy: this.tracker.oldest(), m };
   }
 
   private beat(): void {

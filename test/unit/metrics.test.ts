@@ -126,6 +126,20 @@ describe('aggregation over workers', () => {
     assert.equal(s.totalRequests(), 7);
   });
 
+  test('PROXY protocol rejections are summed by reason over live and exited workers', () => {
+    const s = new FiguresStore();
+    const a = w(1);
+    const b = w(2);
+    const rejected = (invalid: number, timeout: number) => ({ proxyRejected: { peer_not_allowed: 0, invalid, timeout, closed: 0 } });
+    s.update(a, served(1, rejected(3, 1)));
+    s.update(b, served(1));
+    assert.deepEqual([...s.proxyRejected()], [['peer_not_allowed', 0], ['invalid', 3], ['timeout', 1], ['closed', 0]]);
+    s.retire(a);
+    s.update(b, served(1, rejected(2, 0)));
+    assert.equal(s.proxyRejected().get('invalid'), 5);
+    assert.equal(s.proxyRejected().get('timeout'), 1);
+  });
+
   test('a heartbeat that arrives after the worker\'s exit was handled is counted once, not lost', () => {
     const s = new FiguresStore();
     const a = w(1);

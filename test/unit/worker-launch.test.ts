@@ -12,7 +12,7 @@ const MiB = 1024 * 1024;
 
 async function context(env: NodeJS.ProcessEnv, listenerCount = 1): Promise<SpawnContext> {
   const r = await resolveConfig({ cli: { app: 'app.mjs' }, env: {}, cwd: '/nonexistent' });
-  const listeners: Listener[] = Array.from({ length: listenerCount }, (_, i) => ({ fd: 3 + i, label: `127.0.0.1:${10000 + i}`, cleanup() {}, close() {} }));
+  const listeners: Listener[] = Array.from({ length: listenerCount }, (_, i) => ({ fd: 3 + i, label: `127.0.0.1:${10000 + i}`, names: [`127.0.0.1:${10000 + i}`], cleanup() {}, close() {} }));
   return { config: r.config, access: undefined, gen: 1, slot: 1, listeners, env, cwd: '/srv/app' };
 }
 

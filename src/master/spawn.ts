@@ -55,7 +55,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     slot: ctx.slot,
     app: c.app!,
     cwd: ctx.cwd,
-    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label })),
+    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label, ...(l.tls ? { tls: true } : {}) })),
     backlog: c.backlog,
     http: {
       keepAliveTimeoutMs: Math.round(c.keepAliveTimeout * 1000),

@@ -1,4 +1,6 @@
 import { Server as HttpServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WorkerSpec } from '../ipc/messages.js';
@@ -39,19 +41,57 @@ class CorralServer extends HttpServer {
   }
 
   override emit(event: string, ...args: unknown[]): boolean {
-    if (event === 'request') this.path.handler.begin(args[0] as IncomingMessage, args[1] as never);
-    else if (event === 'upgrade') this.path.longLived.upgraded(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer | undefined);
+    account(this.path, event, args);
     return super.emit(event, ...args);
   }
 }
 
+/** The same server over TLS: the same options, the same accounting, the same listeners. */
+class CorralTlsServer extends HttpsServer {
+  constructor(options: ServerOptions, private readonly path: RequestPath) {
+    super(options, path.handler.handle);
+  }
+
+  override emit(event: string, ...args: unknown[]): boolean {
+    account(this.path, event, args);
+    return super.emit(event, ...args);
+  }
+}
+
+function account(path: RequestPath, event: string, args: unknown[]): void {
+  if (event === 'request') path.handler.begin(args[0] as IncomingMessage, args[1] as never);
+  else if (event === 'upgrade') path.longLived.upgraded(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer | undefined);
+}
+
+/** The pair a TLS server starts with (the master's `tls` message); a later one goes to setSecureContext. */
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+/** Secure-context options of a pair: the certificate with its chain, the key, and the client CAs. */
+export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
+  return { cert: m.cert, key: m.key, ...(m.ca !== undefined ? { ca: m.ca } : {}) };
+}
+
 /**
- * One of the worker's HTTP servers (not yet listening). Its one 'connection' listener makes
- * the connection's record (connection.ts) and hands it to the tracker and the access batch;
- * its responses call the handler's end hook; the parser's refusals go to client-errors.ts.
+ * One of the worker's HTTP servers (not yet listening), plain or, given a pair, over TLS.
+ * Its one 'connection' listener (over TLS, 'secureConnection': the socket HTTP is parsed
+ * from, once its handshake is done) makes the connection's record (connection.ts) and hands
+ * it to the tracker and the access batch; its responses call the handler's end hook; the
+ * parser's refusals go to client-errors.ts.
  */
-export function corralServer(http: WorkerSpec['http'], path: RequestPath): Server {
-  const server = new CorralServer({
+export function corralServer(http: WorkerSpec['http'], path: RequestPath, tls?: TlsMaterial): Server {
+  const Kind = tls ? CorralTlsServer : CorralServer;
+  const server = new Kind({
+    ...(tls && {
+      ...secureContextOptions(tls),
+      // With client CAs: mutual TLS, a handshake without a certificate they signed is refused.
+      requestCert: tls.ca !== undefined,
+      rejectUnauthorized: tls.ca !== undefined,
+      ALPNProtocols: ['http/1.1'],
+    }),
     ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
     requestTimeout: http.requestTimeoutMs,
@@ -62,7 +102,7 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath): Serve
     connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
   }, path);
   server.keepAliveTimeout = http.keepAliveTimeoutMs;
-  server.on('connection', (socket: Socket) => {
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     const conn = accept(socket);
     path.tracker.add(conn);
     path.batch?.hold(socket);

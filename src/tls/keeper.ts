@@ -16,10 +16,10 @@ import type { Logger } from '../logging/logger.js';
 import { dateWarning, describePair, loadPair, tlsFiles, type TlsFiles, type TlsPair } from './pair.js';
 
 /** Changes to the files closer together than this are one change (a deploy hook renames several). */
-export const CHANGE_SETTLE_MS = 500;
+const CHANGE_SETTLE_MS = 500;
 
 /** The name of a socket systemd passes (FileDescriptorName=) that serves TLS when tls-bind is set. */
-export const TLS_SOCKET_NAME = 'tls';
+const TLS_SOCKET_NAME = 'tls';
 
 /**
  * Marks the listeners that serve TLS. Own binds: the last `tlsBinds` of them (tls-bind comes

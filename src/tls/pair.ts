@@ -12,7 +12,7 @@ import type { ResolvedConfig } from '../config/settings.js';
 import { CorralError } from '../errors.js';
 
 /** A certificate this close to its end (or closer) is warned about at start, at each swap and by `corral check`. */
-export const EXPIRY_WARNING_DAYS = 14;
+const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
 
 /** Where the pair is read from (absolute paths). */

@@ -48,11 +48,28 @@ export class ConnectionTracker {
   private shedding = 0;
   /** How many more kept connections to shed, from the master's last verdict. */
   private shedBudget = 0;
+  /** TLS connections accepted whose handshake is not over: a drain waits for them too. */
+  private handshakes = 0;
 
   /** `now`: the clock of the drain's delays (a test moves it by hand). */
   constructor(timings: Partial<DrainTimings> = {}, now: () => number = () => performance.now()) {
     this.timings = { ...DRAIN, ...timings };
     this.now = now;
+  }
+
+  /**
+   * A TLS connection is accepted; its record is made once the handshake is over (`add`), or
+   * never (it failed). `settled` is called then, either way: until it is, a drain waits.
+   */
+  handshake(): () => void {
+    this.handshakes++;
+    let settled = false;
+    return () => {
+      if (settled) return;
+      settled = true;
+      this.handshakes--;
+      this.checkEmpty();
+    };
   }
 
   /** A connection is accepted. */
@@ -215,7 +232,7 @@ export class ConnectionTracker {
   }
 
   private checkEmpty(): void {
-    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
+    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || this.handshakes > 0 || !this.onEmpty) return;
     clearInterval(this.drainTimer);
     const done = this.onEmpty;
     this.onEmpty = undefined;

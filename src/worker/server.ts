@@ -111,7 +111,30 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath, tls?: 
     });
   });
   server.on('clientError', clientErrorListener(path.requests));
+  if (tls) trackHandshakes(server, path.tracker);
   return server;
+}
+
+const kSettle = Symbol('corral.handshake');
+
+/**
+ * A TLS connection is a connection to the tracker from its accept, not only from the end of
+ * its handshake: a drain that began meanwhile waits for it, so a client whose handshake was
+ * under way is served (with Connection: close) instead of cut by the worker's exit. A
+ * handshake ends in 'secureConnection' or in 'tlsClientError' (a failed handshake, or a
+ * socket closed before it was over); Node destroys the socket after the error either way.
+ */
+function trackHandshakes(server: Server, tracker: ConnectionTracker): void {
+  server.prependListener('connection', (raw: Socket & { [kSettle]?: () => void }) => {
+    raw[kSettle] = tracker.handshake();
+  });
+  const settle = (tlsSocket: { _parent?: unknown; [kSettle]?: () => void } | undefined) => {
+    const raw = tlsSocket?._parent as { [kSettle]?: () => void } | undefined;
+    raw?.[kSettle]?.();
+  };
+  // After the listener that makes the connection's record: the tracker counts it all along, as a handshake, then as a connection.
+  server.on('secureConnection', settle);
+  server.on('tlsClientError', (_err: Error, tlsSocket: { _parent?: unknown }) => settle(tlsSocket));
 }
 
 const UPGRADE_FAILED = 'HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n';

@@ -196,12 +196,38 @@ describe('TLS listeners', { timeout: 90_000 }, () => {
     assert.equal((await httpsGet(tport, ca)).serial, b.serial);
     assert.deepEqual(await c.workerPids(), pids);
 
-    // The pair made whole again: a HUP loads it, and the new generation serves it.
+    // The pair made whole again: a HUP loads it, and the new generation serves it; new
+    // connections (handshakes under way as the old workers drain) meet no failure meanwhile.
     install(live, other.cert, other.key);
     const ca3 = ca + readFileSync(other.cert, 'utf8');
     const from4 = c.lines.length;
+    let reloading = true;
+    let during = 0;
+    const reloadErrors: string[] = [];
+    const fresh = async (): Promise<void> => {
+      for (let i = 0; i < 3000 && reloading; i++) {
+        try {
+          const r = await httpsGet(tport, ca3);
+          if (r.status !== 200) throw new Error(`status ${r.status}`);
+          during++;
+        } catch (err) {
+          reloadErrors.push((err as Error).message);
+        }
+      }
+    };
+    const reloadLoad = Promise.all([fresh(), fresh(), fresh()]);
     c.signal('SIGHUP');
-    await c.waitForLine(/reload #\d+ done/, 20_000, from4);
+    try {
+      await c.waitForLine(/reload #\d+ done/, 20_000, from4);
+      // Until both workers of the old generation have drained and exited.
+      const end = Date.now() + 15_000;
+      while (c.lines.slice(from4).filter((l) => /\(gen 1 #\d\) stopped/.test(l)).length < 2 && Date.now() < end) await sleep(50);
+    } finally {
+      reloading = false;
+      await reloadLoad;
+    }
+    assert.deepEqual(reloadErrors, [], `failed requests during the reload (${during} succeeded)`);
+    assert.ok(during > 20, `requests during the reload: ${during}`);
     assert.equal((await httpsGet(tport, ca3)).serial, other.serial);
     c.kill();
   });

@@ -139,3 +139,28 @@ describe('balance', () => {
     assert.equal(closes, 1, 'one of the two is shed');
   });
 });
+
+describe('TLS handshakes under way', () => {
+  test('a drain waits for a handshake to settle, once, however it ends', async () => {
+    const tracker = new ConnectionTracker({ pollMs: 5 });
+    const settled = tracker.handshake();
+    let drained = false;
+    void tracker.drain().then(() => (drained = true));
+    await manyPolls();
+    assert.equal(drained, false, 'a handshake under way holds the drain');
+    settled();
+    settled();
+    await until(() => drained, 'the drain to end');
+    const again = new ConnectionTracker({ pollMs: 5 });
+    const one = again.handshake();
+    const two = again.handshake();
+    one();
+    one();
+    let done = false;
+    void again.drain().then(() => (done = true));
+    await manyPolls();
+    assert.equal(done, false, 'settling one twice does not settle the other');
+    two();
+    await until(() => done, 'the drain to end');
+  });
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -244,6 +244,22 @@ describe('TLS listeners', { timeout: 90_000 }, () => {
     assert.equal(ok.status, 200);
     await assert.rejects(httpsGet(tport, ca), 'no client certificate: refused');
     await assert.rejects(httpsGet(tport, ca, { cert: readFileSync(stranger.cert, 'utf8'), key: readFileSync(stranger.key, 'utf8') }), 'a certificate another CA signed: refused');
+    c.kill();
+  });
+
+  test('socket activation: with tls-bind set, the socket named tls serves TLS and the other plain HTTP', { skip: !existsSync('/usr/bin/systemd-socket-activate') && 'no systemd-socket-activate' }, async () => {
+    const a = makePair('sd-a', 0x71);
+    const [port, tport] = [await freePort(), await freePort()];
+    const c = new Corral([
+      '--workers', '1', '--access-log', 'off', '--tls-bind', '127.0.0.1:1', '--tls-cert', a.cert, '--tls-key', a.key, app('hello.mjs'),
+    ], { wrap: ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, '-l', `127.0.0.1:${tport}`, '--fdname=web:tls'] });
+    started.push(c);
+    // systemd-socket-activate starts corral at the first connection; the request waits in the queue.
+    const first = httpsGet(tport, readFileSync(a.cert, 'utf8'), { path: '/first' });
+    await c.waitReady();
+    assert.equal((await first).serial, a.serial);
+    assert.match(c.output, /TLS on systemd:tls \(fd 4\)/);
+    assert.equal((await get({ port, path: '/plain' })).status, 200);
     c.kill();
   });
 

@@ -126,7 +126,7 @@ const kSettle = Symbol('corral.handshake');
  */
 function trackHandshakes(server: Server, tracker: ConnectionTracker): void {
   server.prependListener('connection', (raw: Socket & { [kSettle]?: () => void }) => {
-    raw[kSettle] = tracker.handshake();
+    raw[kSettle] = tracker.handshake(raw);
   });
   const settle = (tlsSocket: { _parent?: unknown; [kSettle]?: () => void } | undefined) => {
     const raw = tlsSocket?._parent as { [kSettle]?: () => void } | undefined;

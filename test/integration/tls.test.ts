@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { connect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,6 +217,10 @@ describe('TLS listeners', { timeout: 90_000 }, () => {
       }
     };
     const reloadLoad = Promise.all([fresh(), fresh(), fresh()]);
+    // A client that connects and never starts its handshake holds no drain for long.
+    const silent = connect(tport, '127.0.0.1');
+    silent.on('error', () => {});
+    await new Promise((r) => silent.once('connect', r));
     c.signal('SIGHUP');
     try {
       await c.waitForLine(/reload #\d+ done/, 20_000, from4);
@@ -225,7 +230,9 @@ describe('TLS listeners', { timeout: 90_000 }, () => {
     } finally {
       reloading = false;
       await reloadLoad;
+      silent.destroy();
     }
+    assert.equal(c.lines.slice(from4).filter((l) => /\(gen 1 #\d\) stopped/.test(l)).length, 2, 'both old workers drained well within graceful-timeout (30 s)');
     assert.deepEqual(reloadErrors, [], `failed requests during the reload (${during} succeeded)`);
     assert.ok(during > 20, `requests during the reload: ${during}`);
     assert.equal((await httpsGet(tport, ca3)).serial, other.serial);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import type { Socket } from 'node:net';
 import { ConnectionTracker } from '../../src/worker/connections.js';
 import { PathServer, RawClient, until } from '../helpers/request-path.js';
 
@@ -141,9 +142,14 @@ describe('balance', () => {
 });
 
 describe('TLS handshakes under way', () => {
+  const socket = (): Socket => {
+    const s = { destroyed: false, destroy: () => void (s.destroyed = true) };
+    return s as unknown as Socket;
+  };
+
   test('a drain waits for a handshake to settle, once, however it ends', async () => {
     const tracker = new ConnectionTracker({ pollMs: 5 });
-    const settled = tracker.handshake();
+    const settled = tracker.handshake(socket());
     let drained = false;
     void tracker.drain().then(() => (drained = true));
     await manyPolls();
@@ -152,8 +158,8 @@ describe('TLS handshakes under way', () => {
     settled();
     await until(() => drained, 'the drain to end');
     const again = new ConnectionTracker({ pollMs: 5 });
-    const one = again.handshake();
-    const two = again.handshake();
+    const one = again.handshake(socket());
+    const two = again.handshake(socket());
     one();
     one();
     let done = false;
@@ -162,5 +168,21 @@ describe('TLS handshakes under way', () => {
     assert.equal(done, false, 'settling one twice does not settle the other');
     two();
     await until(() => done, 'the drain to end');
+  });
+
+  test('a client that connects and never finishes its handshake is closed by a drain after freshMs', async () => {
+    const clock = { t: 0 };
+    const tracker = new ConnectionTracker({ pollMs: 5, freshMs: 2000 }, () => clock.t);
+    const silent = socket();
+    tracker.handshake(silent);
+    let drained = false;
+    void tracker.drain().then(() => (drained = true));
+    clock.t = 1999;
+    await manyPolls();
+    assert.equal(silent.destroyed, false);
+    assert.equal(drained, false);
+    clock.t = 2000;
+    await until(() => drained, 'the drain to end');
+    assert.equal(silent.destroyed, true);
   });
 });

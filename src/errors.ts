@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   E_BIND_DENIED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for lack of permission (ports below 1024 need root or CAP_NET_BIND_SERVICE; use socket activation).' },
   E_BIND_FAILED: { exit: EXIT.CONFIG, doc: 'The address cannot be bound for another reason (address not on this host, path not writable, ...).' },
   E_LISTEN_FDS: { exit: EXIT.CONFIG, doc: 'LISTEN_FDS, LISTEN_PID or LISTEN_FDNAMES are malformed, or a passed descriptor (from systemd or `--bind fd://N`) is not a stream socket to accept connections on (UDP, a connection, unbound).' },
+  E_TLS_FILE: { exit: EXIT.CONFIG, doc: 'A TLS file (tls-cert, tls-key, tls-client-ca) is missing, unreadable by the user corral runs as, or not PEM (or the key is encrypted). At a reload or a file change, the change is refused and the current certificate keeps serving.' },
+  E_TLS_CERT: { exit: EXIT.CONFIG, doc: 'The certificate and key do not make a usable pair: the key is not the certificate\'s, the certificate has expired, a certificate of the chain cannot be parsed, or OpenSSL refuses them. At a reload or a file change, the change is refused and the current certificate keeps serving.' },
   E_NO_APP: { exit: EXIT.CONFIG, doc: 'No app was given: pass APP[:EXPORT] or set `app` in the config file or CORRAL_APP.' },
   E_APP_LOAD: { exit: EXIT.APP_LOAD, doc: 'The app module cannot be imported, the export is missing, or it is not an app corral knows how to serve.' },
   E_WORKER_BOOT: { exit: EXIT.WORKER_BOOT, doc: 'Workers kept failing to boot (crashed or timed out before ready) at start.' },

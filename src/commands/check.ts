@@ -8,9 +8,12 @@ import { logPathChecks, logTargets, type LogPathCheck } from '../logging/destina
 import { workerEnv } from '../systemd/env.js';
 import { loadApp } from '../worker/app-loader.js';
 import { checkLaunchable } from './start-master.js';
+import { dateWarning, describePair, loadPair, tlsFiles } from '../tls/pair.js';
 
 interface Finding {
   ok: boolean;
+  /** Not a failure, but worth acting on (a certificate close to its end). */
+  warn?: boolean;
   what: string;
   exit?: number;
 }
@@ -25,10 +28,11 @@ export async function check(cli: Partial<Record<SettingName, unknown>>): Promise
   const r = await resolveAppConfig({ cli, env: process.env, cwd });
   const findings: Finding[] = [{ ok: true, what: `settings valid${r.configFile ? ` (config file ${r.configFile})` : ''}` }];
   findings.push(await checkApp(r.config.app!, cwd));
-  findings.push(...(await checkBinds(r.config.bind, r.config.unixSocketMode)));
+  findings.push(...(await checkBinds([...r.config.bind, ...r.config.tlsBind], r.config.unixSocketMode)));
+  findings.push(...checkTls(r, cwd));
   findings.push(...checkLogPaths(logPathChecks(logTargets(r, cwd), r.config.logDir, cwd)));
   findings.push(checkWorkerEnv(r, cwd));
-  for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : 'FAIL'}  ${f.what}\n`);
+  for (const f of findings) process.stdout.write(`${!f.ok ? 'FAIL' : f.warn ? 'warn' : 'ok  '}  ${f.what}\n`);
   const failed = findings.filter((f) => !f.ok);
   if (failed.length > 0) {
     const appFailed = failed.some((f) => f.exit === EXIT.APP_LOAD);
@@ -67,6 +71,25 @@ async function checkBinds(binds: string[], unixSocketMode: number): Promise<Find
     }
   }
   return out;
+}
+
+/**
+ * The certificate and key as the master checks them before serving (readable, the key the
+ * certificate's, in date, the chain parsed), and a warning when it ends within 14 days.
+ */
+function checkTls(r: Resolution, cwd: string): Finding[] {
+  let files;
+  try {
+    files = tlsFiles(r.config, cwd);
+    if (!files) return [];
+    const pair = loadPair(files);
+    const out: Finding[] = [{ ok: true, what: `tls: ${describePair(pair)}; the key matches${files.clientCa ? '; client certificates required (tls-client-ca)' : ''}` }];
+    const warning = dateWarning(pair);
+    if (warning) out.push({ ok: true, warn: true, what: `tls: ${warning}` });
+    return out;
+  } catch (err) {
+    return [failure(err, 'tls')];
+  }
 }
 
 /**

@@ -26,6 +26,8 @@ import { isJournalStream } from '../systemd/journal.js';
 import { Notifier } from '../systemd/notify.js';
 import { workerEnv } from '../systemd/env.js';
 import { corralVersion } from '../version.js';
+import { markTls, TlsKeeper } from '../tls/keeper.js';
+import { tlsFiles } from '../tls/pair.js';
 
 export interface StartOptions {
   /** The configuration at start. */
@@ -85,14 +87,19 @@ export async function startMaster(o: StartOptions): Promise<void> {
   const log = createLogger({ level: cfg.logLevel, base: { pid: process.pid, role: 'master' } }, { write: (line: string) => o.logs.errorLog.line(line) });
   // Takes systemd's sockets and removes LISTEN_* from this process's environment, so the
   // workers' environment, copied from it next, never has them.
-  const listeners = await acquireListeners(cfg.bind.map(parseBind), { unixSocketMode: cfg.unixSocketMode });
+  // tls-bind's addresses come after bind's: markTls counts them from the end.
+  const listeners = await acquireListeners([...cfg.bind, ...cfg.tlsBind].map(parseBind), { unixSocketMode: cfg.unixSocketMode });
   const baseEnv = workerEnv(process.env);
+  const tls = new TlsKeeper(listeners, log, o.cwd);
   const launchable = (r: Resolution): Resolution => {
     checkLaunchable(r, listeners, baseEnv, accessContext(o.logs), o.cwd);
+    // A pair that is not usable fails the start (78) or the reload (the old pair serves on).
+    tls.configure(r.config);
     return r;
   };
   let control: ControlServer | undefined;
   try {
+    markTls(listeners, tlsFiles(cfg, o.cwd) !== undefined, cfg.tlsBind.length);
     launchable(o.resolution);
     control = await ControlServer.listen(controlSocketPath(process.pid)).catch((err: Error) => {
       log.warn(`control socket unavailable (${err.message}); \`corral reload --wait\` will not work`);
@@ -125,6 +132,7 @@ export async function startMaster(o: StartOptions): Promise<void> {
       o.onServing?.(listeners);
     },
     onReload: o.onReload,
+    tls,
   });
   control?.handle('status', () => ({ ...master.metrics.status() }));
   const metrics = await listenMetrics(o, master, log).catch((err: unknown) => {

@@ -136,6 +136,33 @@ export const SETTINGS = {
     default: ['loopback'],
     doc: 'Peers that may send a PROXY protocol header: IP addresses, CIDRs, or loopback, linklocal, uniquelocal; connections to a proxy-protocol listener from any other TCP peer are closed (unix-socket peers are admitted by the socket\'s file mode).',
   }),
+  tlsCert: setting({
+    section: 'Listeners',
+    type: optionalText('PATH'),
+    default: undefined,
+    doc: 'PEM file of the server certificate followed by its chain (certbot\'s fullchain.pem). With tls-key set, the listeners of tls-bind serve HTTPS (HTTP/1.1), or every listener when tls-bind is empty. A new pair is swapped in place in running workers at a HUP or when the files change (see docs/deployment.md).',
+  }),
+  tlsKey: setting({
+    section: 'Listeners',
+    type: optionalText('PATH'),
+    default: undefined,
+    doc: 'PEM file of the certificate\'s private key (unencrypted; keep it readable only by corral\'s user).',
+  }),
+  tlsClientCa: setting({
+    section: 'Listeners',
+    type: optionalText('PATH'),
+    default: undefined,
+    defaultDoc: 'unset: no client certificate is asked for',
+    doc: 'PEM file of the CAs that sign client certificates (mutual TLS): every TLS handshake must then present a client certificate one of them signed, or it is refused (requestCert and rejectUnauthorized).',
+  }),
+  tlsBind: setting({
+    section: 'Listeners',
+    type: list(bindItem),
+    default: [],
+    defaultDoc: 'none: with tls-cert set, every listener serves TLS',
+    doc: 'Addresses that serve TLS, bound besides the plain ones of bind (same syntax; repeat for several). Empty: with tls-cert set, every listener serves TLS. When systemd passes sockets, those named `tls` (FileDescriptorName=tls) serve TLS if this is set, every one if not.',
+    reloadable: false,
+  }),
   workers: setting({
     section: 'Workers',
     type: integer(1, 1024),

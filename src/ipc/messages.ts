@@ -4,8 +4,8 @@ export interface WorkerSpec {
   slot: number;
   app: string;
   cwd: string;
-  /** Listening sockets, inherited as fds 3, 4, ... in this order. */
-  listeners: Array<{ fd: number; label: string; proxyProtocol?: boolean }>;
+  /** Listening sockets, inherited as fds 3, 4, ... in this order; `tls`: served with TLS (the pair comes over the channel). */
+  listeners: Array<{ fd: number; label: string; proxyProtocol?: boolean; tls?: boolean }>;
   /** For listeners with proxyProtocol: the peers that may send the header (proxy-protocol-from). */
   proxyProtocolFrom?: string[];
   backlog: number;
@@ -138,7 +138,9 @@ export type WorkerMessage =
   | { t: 'retire'; reason: RetireReason }
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }
-  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string };
+  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string }
+  /** A worker with TLS listeners asks for the pair to serve (the master answers with `tls`). */
+  | { t: 'tls-wanted' };
 
 /**
  * Whether a message a worker sent can be one of corral's: an object with a string `t`. The
@@ -161,5 +163,7 @@ export type MasterMessage =
   /** Reopen the access log: by the same name (USR1, logrotate), or at `path` (built-in rotation). */
   | { t: 'reopen'; path?: string }
   /** The most kept connections this worker should hold (it holds more), or null when it is within its share. */
-  | { t: 'balance'; limit: number | null };
+  | { t: 'balance'; limit: number | null }
+  /** The certificate (with its chain), key and client CAs to serve, checked by the master: at boot, and swapped in place later. */
+  | { t: 'tls'; cert: string; key: string; ca?: string };
 

@@ -15,6 +15,10 @@ export interface Listener {
   label: string;
   /** What the proxy-protocol setting may call it: the --bind address as given and as bound, or systemd:NAME and fd://N. */
   names: string[];
+  /** The name systemd gave a passed socket (FileDescriptorName=). */
+  name?: string;
+  /** Serves TLS (set once at start from tls-cert and tls-bind: tls/listeners.ts). */
+  tls?: boolean;
   /** Removes what the master created (a unix socket file) at exit. */
   cleanup(): void;
   /** Closes a socket corral bound itself and removes its file (`corral check`); passed sockets stay open. */
@@ -77,7 +81,7 @@ export function passedListeners(): Listener[] {
   }
   return passed.map((p) => {
     assertStreamSocket(p.fd, `systemd passed fd ${p.fd} (${p.name})`);
-    return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, names: [`systemd:${p.name}`, `fd://${p.fd}`], cleanup: () => {}, close: () => {} };
+    return { fd: p.fd, label: `systemd:${p.name} (fd ${p.fd})`, names: [`systemd:${p.name}`, `fd://${p.fd}`], name: p.name, cleanup: () => {}, close: () => {} };
   });
 }
 

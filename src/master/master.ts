@@ -19,6 +19,7 @@ import { stopBudgetWarning } from './stop-budget.js';
 import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 import { AdapterRelay, isAdapterMessage } from './relay.js';
+import type { TlsKeeper } from '../tls/keeper.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -49,6 +50,8 @@ export interface MasterDeps {
   onReload?: (ok: boolean, detail: string) => void;
   /** Defaults to the real processes, clock, signals and timers (dev swaps in warm spares). */
   runtime?: MasterRuntime;
+  /** The certificate served on TLS listeners, swapped in place (absent: no TLS). */
+  tls?: TlsKeeper;
 }
 
 /**
@@ -101,6 +104,7 @@ export class Master {
       this.rt.onSignal(sig, fn);
     }
     this.d.control?.onWatch(() => this.reloadSeq);
+    this.d.tls?.start((msg) => this.broadcast(msg));
     const labels = this.d.listeners.map((l) => l.label).join(', ');
     this.d.log.info({ listeners: labels, workers: this.d.resolution.config.workers, app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
     this.checkStopBudget(this.d.resolution);
@@ -415,6 +419,11 @@ export class Master {
       case 'boot-failed':
         w.bootFailed({ kind: msg.kind, message: msg.message });
         break;
+      case 'tls-wanted': {
+        const pair = this.d.tls?.message();
+        if (pair) w.send(pair);
+        return;
+      }
     }
     this.wake();
   }
@@ -568,6 +577,7 @@ export class Master {
       listeners: this.d.listeners,
       backlog: (serving ?? this.pending)?.config.backlog ?? this.d.resolution.config.backlog,
       drainInMs: this.stopping()?.drainInMs,
+      tls: this.d.tls?.figures(),
     };
   }
 
@@ -596,6 +606,7 @@ export class Master {
     this.rt.clearTimeout(this.timer);
     for (const [sig, fn] of this.listenerFns) this.rt.offSignal(sig, fn);
     this.d.control?.close();
+    this.d.tls?.close();
     for (const l of this.d.listeners) l.cleanup();
     if (!this.failure) this.d.log.info('all workers stopped; exiting');
     // Flush the log writers before the process may exit.

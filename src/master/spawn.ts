@@ -56,7 +56,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
     slot: ctx.slot,
     app: c.app!,
     cwd: ctx.cwd,
-    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label, ...(proxied[i] ? { proxyProtocol: true } : {}) })),
+    listeners: ctx.listeners.map((l, i) => ({ fd: fds.listeners[i]!, label: l.label, ...(proxied[i] ? { proxyProtocol: true } : {}), ...(l.tls ? { tls: true } : {}) })),
     ...(proxied.includes(true) ? { proxyProtocolFrom: c.proxyProtocolFrom } : {}),
     backlog: c.backlog,
     http: {

@@ -155,6 +155,21 @@ export const METRICS = {
     source: 'master',
     help: 'Capacity of that accept queue: backlog, capped by net.core.somaxconn (TCP listeners only).',
   }),
+  // The certificate's end as a Unix timestamp, as the Prometheus convention for points in
+  // time has it (`_timestamp_seconds`, like process_start_time_seconds): an alert is then
+  // `corral_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400`.
+  corral_tls_certificate_expiry_timestamp_seconds: metric({
+    type: 'gauge',
+    labels: ['listener', 'subject', 'serial'],
+    source: 'master',
+    help: 'When the certificate each TLS listener serves now expires (its notAfter), in seconds since the Unix epoch; the serial changes with each new certificate swapped in.',
+  }),
+  corral_tls_certificate_swaps_total: metric({
+    type: 'counter',
+    labels: ['result'],
+    source: 'master',
+    help: 'New certificate pairs after a HUP or a change of the files, by result: ok (swapped in place in the running workers) or refused (not usable; the current pair keeps serving). Failed HUPs count in corral_reloads_total.',
+  }),
   corral_build_info: metric({
     type: 'gauge',
     labels: ['version', 'node'],

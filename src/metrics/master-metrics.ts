@@ -10,6 +10,7 @@ import { DURATION_BUCKETS, EXIT_REASONS, LONG_LIVED_BUCKETS, LONG_LIVED_KINDS, M
 import { liveness, readiness, type HealthAnswer } from './health.js';
 import { ListenQueues, type QueueFigures } from './listen-queue.js';
 import { histogramSamples, renderFamily, type Sample } from './text.js';
+import type { TlsFigures } from '../tls/keeper.js';
 
 export interface WorkerView extends WorkerRef {
   readonly pid: number;
@@ -38,6 +39,8 @@ export interface MasterView {
   backlog: number;
   /** During a shutdown delay: how long until the drain starts. */
   drainInMs?: number | undefined;
+  /** The certificate TLS listeners serve (absent: no TLS). */
+  tls?: TlsFigures | undefined;
 }
 
 export interface StatusDoc {
@@ -152,6 +155,11 @@ export class MasterMetrics {
     const closes = ll.closes.map((c) => ({ labels: { kind: c.kind, closed_by: c.by }, value: c.count }));
     const queues = this.listenQueues(v);
     const rejected = this.figures.proxyRejected();
+    const tls = v.tls;
+    const tlsFamilies = tls ? [
+      family('corral_tls_certificate_expiry_timestamp_seconds', tls.listeners.map((listener) => ({ labels: { listener, subject: tls.subject, serial: tls.serial }, value: tls.notAfter }))),
+      family('corral_tls_certificate_swaps_total', [{ labels: { result: 'ok' }, value: tls.swaps.ok }, { labels: { result: 'refused' }, value: tls.swaps.refused }]),
+    ] : [];
     return [
       family('http_server_request_duration_seconds', http),
       family('http_server_active_requests', [{ value: active }]),
@@ -169,6 +177,7 @@ export class MasterMetrics {
       family('corral_long_lived_closes_total', closes),
       family('corral_listen_queue_length', [...queues].map(([listener, q]) => ({ labels: { listener }, value: q.length }))),
       family('corral_listen_queue_limit', [...queues].map(([listener, q]) => ({ labels: { listener }, value: q.limit }))),
+      ...tlsFamilies,
       family('corral_build_info', [{ labels: { version: this.build.version, node: this.build.node }, value: 1 }]),
     ].join('');
   }

@@ -55,7 +55,8 @@ export class Connection {
 
   constructor(readonly socket: Socket) {
     this.peer = socket.remoteAddress;
-    this.addr = (socket as ConnSocket)[kProxySource] ?? this.peer;
+    // Over TLS the header was read on the raw connection the TLS socket wraps.
+    this.addr = (socket as ConnSocket)[kProxySource] ?? (socket as { _parent?: ConnSocket })._parent?.[kProxySource] ?? this.peer;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { BusyWith } from '../ipc/messages.js';
 import { connectionOf, type Connection } from './connection.js';
 import type { CorralResponse } from './response.js';
@@ -48,11 +49,27 @@ export class ConnectionTracker {
   private shedding = 0;
   /** How many more kept connections to shed, from the master's last verdict. */
   private shedBudget = 0;
+  /** TLS connections accepted whose handshake is not over, and since when: a drain waits for them too. */
+  private readonly handshakes = new Map<Socket, number>();
 
   /** `now`: the clock of the drain's delays (a test moves it by hand). */
   constructor(timings: Partial<DrainTimings> = {}, now: () => number = () => performance.now()) {
     this.timings = { ...DRAIN, ...timings };
     this.now = now;
+  }
+
+  /**
+   * A TLS connection is accepted; its record is made once the handshake is over (`add`), or
+   * never (it failed). `settled` is called then, either way: until it is, a drain waits, as
+   * for a connection that has not carried a request yet (a drain closes one still in its
+   * handshake after `freshMs`, so a client that connects and says nothing holds no drain).
+   */
+  handshake(socket: Socket): () => void {
+    this.handshakes.set(socket, this.now());
+    return () => {
+      if (!this.handshakes.delete(socket)) return;
+      this.checkEmpty();
+    };
   }
 
   /** A connection is accepted. */
@@ -194,11 +211,20 @@ export class ConnectionTracker {
   /** Fast stop: every connection is cut now. */
   destroyAll(): void {
     for (const conn of this.conns) conn.socket.destroy();
+    for (const socket of this.handshakes.keys()) socket.destroy();
   }
 
   private closeIdle(): void {
     const now = this.now();
     const { idleMs, freshMs, finMs } = this.timings;
+    let cut = false;
+    for (const [socket, since] of this.handshakes) {
+      if (now - since < freshMs) continue;
+      this.handshakes.delete(socket);
+      socket.destroy();
+      cut = true;
+    }
+    if (cut) this.checkEmpty();
     for (const conn of this.conns) {
       // A refused request's connection closes on its own, within its linger; long-lived ones
       // (upgraded sockets, event streams) are ended by LongLived's drain, never as idle.
@@ -215,7 +241,7 @@ export class ConnectionTracker {
   }
 
   private checkEmpty(): void {
-    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || !this.onEmpty) return;
+    if (!this.draining || this.conns.size > 0 || this.inflight.size > 0 || this.handshakes.size > 0 || !this.onEmpty) return;
     clearInterval(this.drainTimer);
     const done = this.onEmpty;
     this.onEmpty = undefined;

@@ -1,4 +1,6 @@
 import { Server as HttpServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WorkerSpec } from '../ipc/messages.js';
@@ -47,36 +49,84 @@ class CorralServer extends HttpServer {
 
   override emit(event: string, ...args: unknown[]): boolean {
     if (event === 'connection' && this.proxy) {
-      // The header is read before Node's HTTP parser is attached (by the 'connection'
-      // listeners): the socket reaches them once it is, with what follows put back.
-      const socket = args[0] as Socket;
-      readProxyHeader(socket, this.proxy, (source) => {
-        if (source) setProxySource(socket, source.address);
-        super.emit('connection', socket);
-        socket.resume();
-      });
+      readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
       return true;
     }
-    if (event === 'request' || event === 'upgrade') {
-      const req = args[0] as IncomingMessage;
-      // Before anything reads the request: an untrusted peer's forwarding headers never reach the app.
-      const trust = this.path.dropUntrusted;
-      if (trust) dropUntrusted(req, connectionOf(req.socket)?.addr ?? req.socket.remoteAddress, trust);
-      if (event === 'request') this.path.handler.begin(req, args[1] as never);
-      else this.path.longLived.upgraded(req, args[1] as Duplex, args[2] as Buffer | undefined);
+    account(this.path, event, args);
+    return super.emit(event, ...args);
+  }
+}
+
+/** The same server over TLS: the same options, the same accounting, the same listeners. */
+class CorralTlsServer extends HttpsServer {
+  constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
+    super(options, path.handler.handle);
+  }
+
+  override emit(event: string, ...args: unknown[]): boolean {
+    // The PROXY header comes before the TLS handshake, on the raw connection.
+    if (event === 'connection' && this.proxy) {
+      readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
+      return true;
     }
+    account(this.path, event, args);
     return super.emit(event, ...args);
   }
 }
 
 /**
- * One of the worker's HTTP servers (not yet listening). Its one 'connection' listener makes
- * the connection's record (connection.ts) and hands it to the tracker and the access batch;
- * its responses call the handler's end hook; the parser's refusals go to client-errors.ts.
- * With `proxy`, each connection's PROXY protocol header is read first (proxy-header.ts).
+ * The PROXY protocol header is read before Node's HTTP parser (or the TLS handshake) is
+ * attached by the 'connection' listeners: the socket reaches them once it is, with what
+ * follows put back.
  */
-export function corralServer(http: WorkerSpec['http'], path: RequestPath, proxy?: ProxyIntake): Server {
-  const server = new CorralServer({
+function readThenEmit(proxy: ProxyIntake, socket: Socket, emit: (socket: Socket) => void): void {
+  readProxyHeader(socket, proxy, (source) => {
+    if (source) setProxySource(socket, source.address);
+    emit(socket);
+    socket.resume();
+  });
+}
+
+function account(path: RequestPath, event: string, args: unknown[]): void {
+  if (event !== 'request' && event !== 'upgrade') return;
+  const req = args[0] as IncomingMessage;
+  // Before anything reads the request: an untrusted peer's forwarding headers never reach the app.
+  const trust = path.dropUntrusted;
+  if (trust) dropUntrusted(req, connectionOf(req.socket)?.addr ?? req.socket.remoteAddress, trust);
+  if (event === 'request') path.handler.begin(req, args[1] as never);
+  else path.longLived.upgraded(req, args[1] as Duplex, args[2] as Buffer | undefined);
+}
+
+/** The pair a TLS server starts with (the master's `tls` message); a later one goes to setSecureContext. */
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+/** Secure-context options of a pair: the certificate with its chain, the key, and the client CAs. */
+export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
+  return { cert: m.cert, key: m.key, ...(m.ca !== undefined ? { ca: m.ca } : {}) };
+}
+
+/**
+ * One of the worker's HTTP servers (not yet listening), plain or, given a pair, over TLS.
+ * Its one 'connection' listener (over TLS, 'secureConnection': the socket HTTP is parsed
+ * from, once its handshake is done) makes the connection's record (connection.ts) and hands
+ * it to the tracker and the access batch; its responses call the handler's end hook; the
+ * parser's refusals go to client-errors.ts. With `proxy`, each connection's PROXY protocol
+ * header is read first (proxy-header.ts).
+ */
+export function corralServer(http: WorkerSpec['http'], path: RequestPath, tls?: TlsMaterial, proxy?: ProxyIntake): Server {
+  const Kind = tls ? CorralTlsServer : CorralServer;
+  const server = new Kind({
+    ...(tls && {
+      ...secureContextOptions(tls),
+      // With client CAs: mutual TLS, a handshake without a certificate they signed is refused.
+      requestCert: tls.ca !== undefined,
+      rejectUnauthorized: tls.ca !== undefined,
+      ALPNProtocols: ['http/1.1'],
+    }),
     ServerResponse: responseClass(path.handler.ended, path.longLived.stream),
     maxHeaderSize: http.maxHeaderSize,
     requestTimeout: http.requestTimeoutMs,
@@ -87,7 +137,7 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath, proxy?
     connectionsCheckingInterval: Math.min(1000, http.headersTimeoutMs / 2),
   }, path, proxy);
   server.keepAliveTimeout = http.keepAliveTimeoutMs;
-  server.on('connection', (socket: Socket) => {
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     const conn = accept(socket);
     path.tracker.add(conn);
     path.batch?.hold(socket);
@@ -96,7 +146,30 @@ export function corralServer(http: WorkerSpec['http'], path: RequestPath, proxy?
     });
   });
   server.on('clientError', clientErrorListener(path.requests));
+  if (tls) trackHandshakes(server, path.tracker);
   return server;
+}
+
+const kSettle = Symbol('corral.handshake');
+
+/**
+ * A TLS connection is a connection to the tracker from its accept, not only from the end of
+ * its handshake: a drain that began meanwhile waits for it, so a client whose handshake was
+ * under way is served (with Connection: close) instead of cut by the worker's exit. A
+ * handshake ends in 'secureConnection' or in 'tlsClientError' (a failed handshake, or a
+ * socket closed before it was over); Node destroys the socket after the error either way.
+ */
+function trackHandshakes(server: Server, tracker: ConnectionTracker): void {
+  server.prependListener('connection', (raw: Socket & { [kSettle]?: () => void }) => {
+    raw[kSettle] = tracker.handshake(raw);
+  });
+  const settle = (tlsSocket: { _parent?: unknown; [kSettle]?: () => void } | undefined) => {
+    const raw = tlsSocket?._parent as { [kSettle]?: () => void } | undefined;
+    raw?.[kSettle]?.();
+  };
+  // After the listener that makes the connection's record: the tracker counts it all along, as a handshake, then as a connection.
+  server.on('secureConnection', settle);
+  server.on('tlsClientError', (_err: Error, tlsSocket: { _parent?: unknown }) => settle(tlsSocket));
 }
 
 const UPGRADE_FAILED = 'HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n';

@@ -4,6 +4,7 @@
  * state lives in one Worker made from the spec the master sent; `runWorker` starts it.
  */
 import type { Server } from 'node:http';
+import type { Server as TlsServer } from 'node:tls';
 import { Server as NetServer } from 'node:net';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { lazyLogger } from '../logging/lazy-logger.js';
@@ -16,7 +17,7 @@ import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
 import { RequestLog } from './request-log.js';
 import { ProxyTrust } from '../proxies/forwarded.js';
-import { corralServer, serveUpgrades, type RequestPath } from './server.js';
+import { corralServer, secureContextOptions, serveUpgrades, type RequestPath, type TlsMaterial } from './server.js';
 import { peerMatcher, ProxyRejections } from './proxy-header.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
@@ -62,6 +63,9 @@ export class Worker {
   private cutTimer: NodeJS.Timeout | undefined;
   /** The master is gone: the exit says so (code 1). */
   private orphaned = false;
+  /** The TLS pair the master sent last; `pairArrived` resolves with the first. */
+  private pair: TlsMaterial | undefined;
+  private pairArrived: ((m: TlsMaterial) => void) | undefined;
 
   constructor(private readonly spec: WorkerSpec) {
     const name = `${spec.gen}.${spec.slot}`;
@@ -112,6 +116,36 @@ export class Worker {
     else if (msg.t === 'stop') this.fastStop();
     else if (msg.t === 'balance') this.tracker.balance(msg.limit);
     else if (msg.t === 'reopen') this.reopenAccessLog(msg.path);
+    else if (msg.t === 'tls') this.newPair({ cert: msg.cert, key: msg.key, ...(msg.ca !== undefined ? { ca: msg.ca } : {}) });
+  }
+
+  /** The pair to serve, from the master (which checked it); asked once at boot. */
+  private askPair(): Promise<TlsMaterial> {
+    return new Promise((resolve) => {
+      this.pairArrived = resolve;
+      this.send({ t: 'tls-wanted' });
+    });
+  }
+
+  /**
+   * A pair from the master: the first one starts the TLS servers; a later one is swapped in
+   * place. New handshakes use it; open connections keep the session they have.
+   */
+  private newPair(m: TlsMaterial): void {
+    this.pair = m;
+    const arrived = this.pairArrived;
+    this.pairArrived = undefined;
+    if (arrived) return arrived(m);
+    this.spec.listeners.forEach((l, i) => {
+      const s = this.servers[i];
+      if (!l.tls || !s) return;
+      try {
+        (s as unknown as TlsServer).setSecureContext(secureContextOptions(m));
+      } catch (err) {
+        this.log.error({ err }, `${l.label}: the new TLS certificate cannot be used; the previous one keeps serving`);
+      }
+    });
+    this.log.debug('TLS certificate swapped');
   }
 
   private send(msg: WorkerMessage): void {
@@ -143,6 +177,8 @@ export class Worker {
 
   private async boot(): Promise<void> {
     const { spec, log } = this;
+    // Asked first, so the answer comes while the app loads.
+    const pair = spec.listeners.some((l) => l.tls) ? this.askPair() : undefined;
     let app: LoadedApp;
     try {
       app = this.app = await loadApp(spec.app, spec.cwd);
@@ -178,7 +214,8 @@ export class Worker {
     const rejections = new ProxyRejections(log);
     if (spec.listeners.some((l) => l.proxyProtocol)) this.proxyRejections = rejections;
     const allowed = spec.proxyProtocolFrom ? peerMatcher(spec.proxyProtocolFrom) : () => false;
-    this.servers.push(...spec.listeners.map((l) => corralServer(spec.http, path, l.proxyProtocol
+    const tls = pair && (this.pair ?? (await pair));
+    this.servers.push(...spec.listeners.map((l) => corralServer(spec.http, path, l.tls ? tls : undefined, l.proxyProtocol
       ? { listener: l.label, allowed, timeoutMs: spec.http.headersTimeoutMs, rejections }
       : undefined)));
     try {

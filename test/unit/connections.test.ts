@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import type { Socket } from 'node:net';
 import { ConnectionTracker } from '../../src/worker/connections.js';
 import { PathServer, RawClient, until } from '../helpers/request-path.js';
 
@@ -137,5 +138,51 @@ describe('balance', () => {
     await b.waitFor('ok', 3);
     const closes = [a, b].filter((c) => /\r\nConnection: close\r\n/i.test(c.got)).length;
     assert.equal(closes, 1, 'one of the two is shed');
+  });
+});
+
+describe('TLS handshakes under way', () => {
+  const socket = (): Socket => {
+    const s = { destroyed: false, destroy: () => void (s.destroyed = true) };
+    return s as unknown as Socket;
+  };
+
+  test('a drain waits for a handshake to settle, once, however it ends', async () => {
+    const tracker = new ConnectionTracker({ pollMs: 5 });
+    const settled = tracker.handshake(socket());
+    let drained = false;
+    void tracker.drain().then(() => (drained = true));
+    await manyPolls();
+    assert.equal(drained, false, 'a handshake under way holds the drain');
+    settled();
+    settled();
+    await until(() => drained, 'the drain to end');
+    const again = new ConnectionTracker({ pollMs: 5 });
+    const one = again.handshake(socket());
+    const two = again.handshake(socket());
+    one();
+    one();
+    let done = false;
+    void again.drain().then(() => (done = true));
+    await manyPolls();
+    assert.equal(done, false, 'settling one twice does not settle the other');
+    two();
+    await until(() => done, 'the drain to end');
+  });
+
+  test('a client that connects and never finishes its handshake is closed by a drain after freshMs', async () => {
+    const clock = { t: 0 };
+    const tracker = new ConnectionTracker({ pollMs: 5, freshMs: 2000 }, () => clock.t);
+    const silent = socket();
+    tracker.handshake(silent);
+    let drained = false;
+    void tracker.drain().then(() => (drained = true));
+    clock.t = 1999;
+    await manyPolls();
+    assert.equal(silent.destroyed, false);
+    assert.equal(drained, false);
+    clock.t = 2000;
+    await until(() => drained, 'the drain to end');
+    assert.equal(silent.destroyed, true);
   });
 });

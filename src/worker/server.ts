@@ -1,4 +1,4 @@
-import { Server as HttpServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
+import { Server as HttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -33,46 +33,32 @@ export interface RequestPath {
   dropUntrusted?: ProxyTrust;
 }
 
+type ServerClass = new (options: ServerOptions, listener: RequestListener) => Server;
+
 /**
- * corral's own accounting runs where Node dispatches a request or an upgrade: in the server's
- * emit, before any listener. Listeners are the app's to arrange: engine.io (Socket.IO)
- * removes every 'request' listener and calls them back only for paths that are not its own,
- * and apps add 'upgrade' listeners of their own in init. Whoever answers, each request is
- * counted, tracked and logged (`begin`) and each upgraded socket is known to `longLived`.
- * An 'upgrade' is emitted only when the server has an 'upgrade' listener; without one, Node
- * hands an Upgrade request to the 'request' listeners like any other request.
+ * corral's server over one of Node's server classes (http, or https for TLS): the same
+ * options, the same accounting, the same listeners. A PROXY protocol header comes first, on
+ * the raw connection (over TLS, before the handshake).
  */
-class CorralServer extends HttpServer {
-  constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
-    super(options, path.handler.handle);
-  }
-
-  override emit(event: string, ...args: unknown[]): boolean {
-    if (event === 'connection' && this.proxy) {
-      readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
-      return true;
+function corralClass(Base: ServerClass) {
+  return class extends Base {
+    constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
+      super(options, path.handler.handle);
     }
-    account(this.path, event, args);
-    return super.emit(event, ...args);
-  }
+
+    override emit(event: string, ...args: unknown[]): boolean {
+      if (event === 'connection' && this.proxy) {
+        readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
+        return true;
+      }
+      account(this.path, event, args);
+      return super.emit(event, ...args);
+    }
+  };
 }
 
-/** The same server over TLS: the same options, the same accounting, the same listeners. */
-class CorralTlsServer extends HttpsServer {
-  constructor(options: ServerOptions, private readonly path: RequestPath, private readonly proxy: ProxyIntake | undefined) {
-    super(options, path.handler.handle);
-  }
-
-  override emit(event: string, ...args: unknown[]): boolean {
-    // The PROXY header comes before the TLS handshake, on the raw connection.
-    if (event === 'connection' && this.proxy) {
-      readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
-      return true;
-    }
-    account(this.path, event, args);
-    return super.emit(event, ...args);
-  }
-}
+const CorralServer = corralClass(HttpServer);
+const CorralTlsServer = corralClass(HttpsServer as unknown as ServerClass);
 
 /**
  * The PROXY protocol header is read before Node's HTTP parser (or the TLS handshake) is
@@ -87,6 +73,15 @@ function readThenEmit(proxy: ProxyIntake, socket: Socket, emit: (socket: Socket)
   });
 }
 
+/**
+ * corral's own accounting runs where Node dispatches a request or an upgrade: in the server's
+ * emit, before any listener. Listeners are the app's to arrange: engine.io (Socket.IO)
+ * removes every 'request' listener and calls them back only for paths that are not its own,
+ * and apps add 'upgrade' listeners of their own in init. Whoever answers, each request is
+ * counted, tracked and logged (`begin`) and each upgraded socket is known to `longLived`.
+ * An 'upgrade' is emitted only when the server has an 'upgrade' listener; without one, Node
+ * hands an Upgrade request to the 'request' listeners like any other request.
+ */
 function account(path: RequestPath, event: string, args: unknown[]): void {
   if (event !== 'request' && event !== 'upgrade') return;
   const req = args[0] as IncomingMessage;

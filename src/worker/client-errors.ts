@@ -128,7 +128,7 @@ function refused(err: ClientError, conn: Connection, status: number): RefusedReq
       url = line;
     }
   }
-  return { method, url, httpVersion, status, startedAt: conn.began, remoteAddr: conn.addr, requestId: newRequestId() };
+  return { method, url, httpVersion, status, startedAt: conn.began, remoteAddr: conn.addr, peerAddr: conn.peer, requestId: newRequestId() };
 }
 
 function lineStart(raw: Buffer, at: number): number {

@@ -328,7 +328,7 @@ export class LongLived {
     const status = e.status || 499;
     this.requests?.tunnel({
       req: e.req, status, bytesOut: e.bytesOut, bytesIn: e.bytesIn, startedAt: e.since,
-      remoteAddr: conn?.addr ?? e.socket.remoteAddress, requestId: requestId(e.req), wsClose: e.closeCode,
+      remoteAddr: conn ? conn.addr : e.socket.remoteAddress, peerAddr: conn ? conn.peer : e.socket.remoteAddress, requestId: requestId(e.req), wsClose: e.closeCode,
     });
     // An upgrade the app refused (a 4xx head) or never answered is a request, not a WebSocket.
     if (status === 101) this.record('websocket', e.whoClosed(hadError), e.since);

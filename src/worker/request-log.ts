@@ -28,7 +28,10 @@ export interface RefusedRequest {
   httpVersion: string;
   status: number;
   startedAt: number;
+  /** The connection's client address: a PROXY header's source, else the socket's peer. */
   remoteAddr: string | undefined;
+  /** The socket's peer: the balancer on a PROXY protocol listener; undefined on a unix socket. */
+  peerAddr: string | undefined;
   requestId: string;
 }
 
@@ -42,7 +45,9 @@ export interface Tunnel {
   /** Bytes received from the client after the request's head. */
   bytesIn: number;
   startedAt: number;
+  /** As on RefusedRequest. */
   remoteAddr: string | undefined;
+  peerAddr: string | undefined;
   requestId: string;
   /** A WebSocket's close code; undefined for another protocol or an upgrade refused. */
   wsClose: number | undefined;
@@ -80,13 +85,17 @@ export class RequestLog {
     const durationMs = performance.now() - res.startedAt;
     opts.metrics?.record(req.method, status, durationMs / 1000, res.eventStream);
     if (this.write) {
-      // The peer's address as the connection was accepted: a 499's socket is gone by now.
-      const peerAddr = connectionOf(req.socket)?.addr ?? req.socket?.remoteAddress;
+      // The addresses as the connection was accepted: a 499's socket is gone by now. The walk
+      // over forwarding headers starts at the connection's client address (a PROXY header's
+      // source); peer_addr is the socket's peer (the balancer, on a PROXY listener).
+      const conn = connectionOf(req.socket);
+      const connAddr = conn ? conn.addr : req.socket?.remoteAddress;
+      const peerAddr = conn ? conn.peer : req.socket?.remoteAddress;
       // What the client sent: apps (Next.js) rewrite req.headers while they serve.
       const rawHeaders = sentHeaders(req);
       this.write({
         time: new Date(), method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, status,
-        bytes: res.bytesOut, durationMs, remoteAddr: this.client(peerAddr, rawHeaders), peerAddr, requestId: res.requestId,
+        bytes: res.bytesOut, durationMs, remoteAddr: this.client(connAddr, rawHeaders), peerAddr, requestId: res.requestId,
         pid: this.pid, worker: opts.worker, rawHeaders, res,
       });
     }
@@ -107,7 +116,7 @@ export class RequestLog {
     const rawHeaders = sentHeaders(t.req);
     this.write({
       time: new Date(), method: t.req.method ?? '-', url: t.req.url ?? '-', httpVersion: t.req.httpVersion, status: t.status,
-      bytes: t.bytesOut, durationMs, remoteAddr: this.client(t.remoteAddr, rawHeaders), peerAddr: t.remoteAddr, requestId: t.requestId,
+      bytes: t.bytesOut, durationMs, remoteAddr: this.client(t.remoteAddr, rawHeaders), peerAddr: t.peerAddr, requestId: t.requestId,
       pid: this.pid, worker: this.opts.worker, rawHeaders, res: NO_RESPONSE, bytesIn: t.bytesIn, wsClose: t.wsClose,
     });
   }
@@ -123,7 +132,7 @@ export class RequestLog {
     this.opts.metrics?.record(r.method, r.status, durationMs / 1000);
     this.write?.({
       time: new Date(), method: r.method, url: r.url, httpVersion: r.httpVersion, status: r.status, bytes: 0,
-      durationMs, remoteAddr: r.remoteAddr, peerAddr: r.remoteAddr, requestId: r.requestId, pid: this.pid,
+      durationMs, remoteAddr: r.remoteAddr, peerAddr: r.peerAddr, requestId: r.requestId, pid: this.pid,
       worker: this.opts.worker, rawHeaders: NO_HEADERS, res: NO_RESPONSE,
     });
   }

@@ -48,7 +48,7 @@ function corralClass(Base: ServerClass) {
 
     override emit(event: string, ...args: unknown[]): boolean {
       if (event === 'connection' && this.proxy) {
-        readThenEmit(this.proxy, args[0] as Socket, (socket) => super.emit('connection', socket));
+        readThenEmit(this.proxy, args[0] as Socket, this instanceof HttpsServer, (socket) => super.emit('connection', socket));
         return true;
       }
       account(this.path, event, args);
@@ -63,13 +63,17 @@ const CorralTlsServer = corralClass(HttpsServer as unknown as ServerClass);
 /**
  * The PROXY protocol header is read before Node's HTTP parser (or the TLS handshake) is
  * attached by the 'connection' listeners: the socket reaches them once it is, with what
- * follows put back.
+ * follows put back. The HTTP parser reads the socket's 'data' events, so the paused socket
+ * is resumed for it. A TLS socket takes over the raw socket's handle and, on the next tick,
+ * reads the bytes already buffered (a ClientHello that came in the header's segment):
+ * resuming the raw socket would emit them as 'data' events nobody listens to first, and the
+ * handshake would never start.
  */
-function readThenEmit(proxy: ProxyIntake, socket: Socket, emit: (socket: Socket) => void): void {
+function readThenEmit(proxy: ProxyIntake, socket: Socket, tls: boolean, emit: (socket: Socket) => void): void {
   readProxyHeader(socket, proxy, (source) => {
     if (source) setProxySource(socket, source.address);
     emit(socket);
-    socket.resume();
+    if (!tls) socket.resume();
   });
 }
 

@@ -81,6 +81,19 @@ describe('PROXY protocol listeners', () => {
     assert.match(direct, /^HTTP\/1\.1 200 /);
     for (const t0 = Date.now(); accessLines(c).length < 4 && Date.now() - t0 < 5000;) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(accessLines(c).map((l) => l.remote_addr), ['203.0.113.7', '2001:db8::7', '198.51.100.9', '127.0.0.1']);
+    // peer_addr is the socket's peer (the balancer) whenever it is not the client.
+    assert.deepEqual(accessLines(c).map((l) => l.peer_addr), ['127.0.0.1', '127.0.0.1', '127.0.0.1', undefined]);
+  });
+
+  test('forwarding headers behind a PROXY listener are walked from the header\'s source', async () => {
+    const { c, proxied } = await serving([]);
+    const xff = (v: string) => REQ.replace('Host: a\r\n', `Host: a\r\nX-Forwarded-For: ${v}\r\n`);
+    // The source is a client (not a trusted proxy): its own X-Forwarded-For is not believed.
+    assert.match(await exchange(proxied, [`PROXY TCP4 203.0.113.7 127.0.0.1 40000 ${proxied}\r\n${xff('6.6.6.6')}`]), /^HTTP\/1\.1 200 /);
+    // The source is a trusted proxy (an nginx on the balancer's host, say): its entry is.
+    assert.match(await exchange(proxied, [`PROXY TCP4 127.0.0.9 127.0.0.1 40000 ${proxied}\r\n${xff('6.6.6.6, 198.51.100.4')}`]), /^HTTP\/1\.1 200 /);
+    for (const t0 = Date.now(); accessLines(c).length < 2 && Date.now() - t0 < 5000;) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(accessLines(c).map((l) => [l.remote_addr, l.peer_addr]), [['203.0.113.7', '127.0.0.1'], ['198.51.100.4', '127.0.0.1']]);
   });
 
   test('connections without a valid header are closed unanswered, and logged once for the interval', async () => {
@@ -163,6 +176,7 @@ describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not inst
     assert.match(await exchange(v1Port, [REQ], '127.0.0.3'), /^HTTP\/1\.1 200 /);
     for (const t0 = Date.now(); accessLines(c).length < 2 && Date.now() - t0 < 5000;) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(accessLines(c).map((l) => l.remote_addr), ['127.0.0.3', '127.0.0.3']);
+    assert.deepEqual(accessLines(c).map((l) => l.peer_addr), ['127.0.0.1', '127.0.0.1'], 'HAProxy is the peer');
     // A second of health checks every 200 ms, with the header (as HAProxy sends it on checks when the server has send-proxy).
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(c.lines.filter((l) => l.includes('PROXY protocol: closed')).length, 0, c.output);

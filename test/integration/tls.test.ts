@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -271,6 +271,60 @@ describe('TLS listeners', { timeout: 90_000 }, () => {
     assert.equal(first?.serial, a.serial);
     assert.match(c.output, /TLS on systemd:tls \(fd 4\)/);
     assert.equal((await get({ port, path: '/plain' })).status, 200);
+    c.kill();
+  });
+
+  test('PROXY protocol on a TLS listener: the header comes before the handshake; the access line has the client and the balancer', async () => {
+    const a = makePair('pp-a', 0x81);
+    const live = join(dir, 'pp');
+    install(live, a.cert, a.key);
+    const [port, tport] = [await freePort(), await freePort()];
+    const c = new Corral([
+      '--bind', `127.0.0.1:${port}`, '--tls-bind', `127.0.0.1:${tport}`, '--proxy-protocol', `127.0.0.1:${tport}`,
+      '--tls-cert', join(live, 'cert.pem'), '--tls-key', join(live, 'key.pem'), '--workers', '1', '--access-log', '-', app('hello.mjs'),
+    ]);
+    started.push(c);
+    await c.waitReady();
+    /**
+     * Writes `header` on a new TCP connection, then speaks TLS over it and sends one request.
+     * `together`: the header and the ClientHello leave in one segment (the kernel may split
+     * or join them otherwise), as a balancer often sends them.
+     */
+    const viaProxy = (header: string, together: boolean) => new Promise<string>((resolve, reject) => {
+      const raw = connect({ port: tport, host: '127.0.0.1' }, () => {
+        if (together) {
+          raw.cork();
+          setTimeout(() => raw.uncork(), 50);
+        }
+        raw.write(header);
+        const s = tlsConnect({ socket: raw, servername: 'localhost', ca: readFileSync(a.cert, 'utf8') }, () => {
+          s.write('GET /pp-tls HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n');
+        });
+        let got = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => (got += d));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+      raw.on('error', reject);
+      raw.setTimeout(5000, () => raw.destroy(new Error('timed out')));
+    });
+    assert.match(await viaProxy(`PROXY TCP4 203.0.113.9 127.0.0.1 40000 ${tport}\r\n`, false), /^HTTP\/1\.1 200 /);
+    assert.match(await viaProxy(`PROXY TCP4 203.0.113.9 127.0.0.1 40001 ${tport}\r\n`, true), /^HTTP\/1\.1 200 /);
+    // A client that skips the header and starts the handshake is closed before any TLS byte is answered.
+    await assert.rejects(httpsGet(tport, readFileSync(a.cert, 'utf8')));
+    let line: Record<string, unknown> | undefined;
+    for (const end = Date.now() + 5000; !line && Date.now() < end; await sleep(50)) {
+      const ls = c.lines.filter((x) => x.includes('"url":"/pp-tls"'));
+      if (ls.length === 2) line = JSON.parse(ls[1]!) as Record<string, unknown>;
+    }
+    assert.ok(line, c.output);
+    // The header's source is the client; the forged X-Forwarded-For came from it, not from a trusted proxy.
+    assert.equal(line.remote_addr, '203.0.113.9');
+    assert.equal(line.peer_addr, '127.0.0.1', 'the balancer is the socket peer');
+    assert.equal(line.forwarded_for, '6.6.6.6');
+    assert.match(await c.waitForLine(/PROXY protocol: closed a connection/), /"reason":"invalid"/);
+    assert.equal((await get({ port, path: '/plain' })).status, 200, 'the plain listener expects no header');
     c.kill();
   });
 

@@ -160,6 +160,11 @@ export function parseHooks(value: unknown, file: string): Hooks {
   return out as Hooks;
 }
 
+/** Whether any master hook is given: the master's exit then waits for them (at most hook-timeout). */
+export function hasMasterHooks(hooks: Hooks): boolean {
+  return MASTER_HOOKS.some((n) => hooks[n] !== undefined);
+}
+
 /** Whether any worker-side hook is given: only then does a worker load the config file. */
 export function hasWorkerHooks(hooks: Hooks): boolean {
   return WORKER_HOOKS.some((n) => hooks[n] !== undefined);

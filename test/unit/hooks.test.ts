@@ -7,6 +7,7 @@ import { callBounded, parseHooks, type HookEvent, type Hooks } from '../../src/c
 import { resolveConfig } from '../../src/config/resolve.js';
 import { CorralError } from '../../src/errors.js';
 import { MasterHooks, MAX_WAITING, workerHooksSpec } from '../../src/master/hooks.js';
+import { stopBudgetWarning } from '../../src/master/stop-budget.js';
 import { HookBootError, WorkerHooks } from '../../src/worker/hooks.js';
 import type { Logger } from '../../src/logging/logger.js';
 import { FakeRuntime, resolution, startMaster, type Harness } from '../helpers/fake-runtime.js';
@@ -280,6 +281,13 @@ describe('hooks in the master (fake runtime)', { timeout: 20_000 }, () => {
     for (const c of h.rt.alive(3)) c.ready();
     await h.rt.settle();
     assert.deepEqual(calls.slice(1), [['new', null]], 'the old worker\'s exit after a successful reload goes to the new hooks');
+  });
+  test('the stop budget counts hook-timeout when master hooks exist (the exit waits for them)', async () => {
+    const base = await resolution({ gracefulTimeout: '30', stopBudget: '35', hookTimeout: '5' });
+    assert.equal(stopBudgetWarning(base), undefined, 'no hooks: 30 + 2 fits 35');
+    const warning = stopBudgetWarning({ ...base, hooks: { masterExiting: () => {} } });
+    assert.match(warning ?? '', /graceful-timeout \(30 s\) \+ hook-timeout \(5 s, the exit waits for hooks\) \+ 2 s to exit do not fit the stop budget \(35 s.*at least 37 s.*or hook-timeout$/);
+    assert.equal(stopBudgetWarning({ ...base, hooks: { workerStopping: () => {} } }), undefined, 'a worker hook runs within graceful-timeout');
   });
 });
 

@@ -6,8 +6,9 @@
  */
 import type { Resolution } from '../config/resolve.js';
 import {
-  callBounded, hasWorkerHooks, hookErrorText, type HookEvent, type Hooks, type HookTimers, type MasterHookName,
+  callBounded, hasWorkerHooks, hookErrorText, type HookEvent, type Hooks, type HookTimers, type MasterHookName, type ReloadEndedEvent,
 } from '../config/hooks.js';
+import type { Listener } from '../listeners/acquire.js';
 import type { WorkerHooksSpec } from '../ipc/messages.js';
 import type { Logger } from '../logging/logger.js';
 import type { ExitReason } from '../metrics/definitions.js';
@@ -15,6 +16,12 @@ import type { WorkerHandle } from './worker-handle.js';
 
 /** Calls of one hook that may be pending (queued or running); past this a new one is dropped (memory stays flat). */
 export const MAX_WAITING = 100;
+
+/** Omit over each member of a union. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A reload's result, as the master knows it where the reload ends (reloadEnded adds its number). */
+export type ReloadOutcome = DistributiveOmit<ReloadEndedEvent, 'reload'>;
 
 export class MasterHooks {
   private hooks: Hooks;
@@ -77,6 +84,21 @@ export class MasterHooks {
       if (this.tails.get(name) === call) this.tails.delete(name);
     });
     return call;
+  }
+
+  masterStarted(r: Resolution, listeners: readonly Listener[]): Promise<void> {
+    return this.run('masterStarted', { pid: process.pid, listeners: listeners.map((l) => l.label), workers: r.config.workers, configFile: r.configFile ?? '' });
+  }
+
+  /** `previous`: the generation it replaces and the reload that started it (none at the first start). */
+  generationReady(id: number, workers: readonly WorkerHandle[], previous: { id: number; reload: number } | undefined): Promise<void> {
+    return this.run('generationReady', {
+      generation: id, reload: previous?.reload, previous: previous?.id, workers: workers.map((w) => ({ slot: w.slot, pid: w.pid })),
+    });
+  }
+
+  reloadEnded(reload: number, outcome: ReloadOutcome): Promise<void> {
+    return this.run('reloadEnded', { reload, ...outcome } as ReloadEndedEvent);
   }
 
   /**

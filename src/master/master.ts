@@ -20,11 +20,7 @@ import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 import { AdapterRelay, isAdapterMessage } from './relay.js';
 import type { TlsKeeper } from '../tls/keeper.js';
-import { MasterHooks, workerExitedEvent, workerHooksSpec } from './hooks.js';
-import type { ReloadEndedEvent } from '../config/hooks.js';
-
-/** Omit over each member of a union. */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+import { MasterHooks, workerExitedEvent, workerHooksSpec, type ReloadOutcome } from './hooks.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -135,10 +131,7 @@ export class Master {
       this.wake();
     };
     if (!this.hooks.has('masterStarted')) return start();
-    const r = this.d.resolution;
-    void this.hooks.run('masterStarted', {
-      pid: process.pid, listeners: this.d.listeners.map((l) => l.label), workers: r.config.workers, configFile: r.configFile ?? '',
-    }).then(start);
+    void this.hooks.masterStarted(this.d.resolution, this.d.listeners).then(start);
   }
 
   private onSignal(sig: Sig): void {
@@ -319,9 +312,9 @@ export class Master {
     );
   }
 
-  private reloadFinished(ok: boolean, detail: string, ended: DistributiveOmit<ReloadEndedEvent, 'reload'>): void {
+  private reloadFinished(ok: boolean, detail: string, outcome: ReloadOutcome): void {
     this.metrics.reloadFinished(ok);
-    void this.hooks.run('reloadEnded', { reload: this.reloadSeq, ...ended } as ReloadEndedEvent);
+    void this.hooks.reloadEnded(this.reloadSeq, outcome);
     const at = new Date().toISOString().slice(11, 19);
     this.lastReload = ok ? `ok at ${at}` : `FAILED at ${at}: ${detail}`;
     if (ok) this.d.log.info(`reload #${this.reloadSeq} done: ${detail}`);
@@ -345,10 +338,7 @@ export class Master {
     this.pending = undefined;
     for (const w of this.workers) if (w.generation !== gen) w.drain(now, { kind: 'reload', gen: gen.id });
     this.hooks.use(gen.resolution);
-    void this.hooks.run('generationReady', {
-      generation: gen.id, reload: previous ? this.reloadSeq : undefined, previous: previous?.id,
-      workers: this.genWorkers(gen).filter((w) => w.serving).map((w) => ({ slot: w.slot, pid: w.pid })),
-    });
+    void this.hooks.generationReady(gen.id, this.genWorkers(gen).filter((w) => w.serving), previous && { id: previous.id, reload: this.reloadSeq });
     if (!previous) {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);

@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { callBounded, parseHooks, type HookEvent, type Hooks } from '../../src/config/hooks.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { CorralError } from '../../src/errors.js';
+import { defineConfig, type ReloadEndedEvent, type StopCause, type WorkerExitedEvent } from '../../src/index.js';
 import { MasterHooks, MAX_WAITING, workerHooksSpec } from '../../src/master/hooks.js';
 import { stopBudgetWarning } from '../../src/master/stop-budget.js';
 import { HookBootError, WorkerHooks } from '../../src/worker/hooks.js';
@@ -68,6 +69,20 @@ describe('hooks: the config file\'s value', () => {
     assert.deepEqual(workerHooksSpec(w), { file: join(cwd, 'corral.config.mjs'), timeoutMs: 2500, boot: false });
     writeFileSync(join(cwd, 'corral.config.mjs'), 'export default { hooks: { workerExited: 42 } };\n');
     await assert.rejects(resolveConfig({ cli: { app: 'a.mjs' }, env: {}, cwd }), (err: CorralError) => err.code === 'E_CONFIG_VALUE' && /hooks\.workerExited must be a function/.test(err.message));
+  });
+
+  test('defineConfig types each hook\'s event (checked when the tests compile)', () => {
+    const config = defineConfig({
+      hookTimeout: 5,
+      hooks: {
+        workerExited: async (e: WorkerExitedEvent, { signal }) => {
+          const kind: StopCause['kind'] | undefined = e.stopCause?.kind;
+          return [kind, e.reason, e.signal, signal.aborted];
+        },
+        reloadEnded: (e: ReloadEndedEvent) => (e.result === 'rolled-back' ? e.worker.pid : e.result === 'failed' ? e.code : e.previous),
+      },
+    });
+    assert.deepEqual(Object.keys(parseHooks(config.hooks, 'c.mjs')), ['workerExited', 'reloadEnded']);
   });
 
   test('a bounded call: a synchronous throw and a rejection are failures; a timeout abandons and aborts', async () => {

@@ -635,6 +635,8 @@ export class Master {
     this.rt.clearTimeout(this.timer);
     if (this.exiting) return;
     this.exiting = true;
+    // The loop is done; a last WATCHDOG=1 gives the exit's wait (at most hook-timeout) a full period.
+    if (this.d.notifier.watchdogIntervalMs > 0) this.d.notifier.watchdog();
     const f = this.failure;
     void this.hooks.beforeExit({
       exitCode: f?.exitCode ?? 0, signal: f ? undefined : this.stop?.sig, error: f && { code: f.code, message: f.message },

@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   E_RELOAD_TIMEOUT: { exit: EXIT.UNEXPECTED, doc: '`corral reload --wait` gave up before the reload finished.' },
   E_STATUS_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral status` found no corral master to ask (give its PID or --name), its control socket is not one that PID\'s user owns, or it did not answer with a well-formed status for that PID.' },
   E_UNHEALTHY: { exit: EXIT.UNEXPECTED, doc: '`corral health`: the metrics listener did not answer 200 on /livez (or /readyz with --ready), could not be reached, or no address is configured (metrics-bind); or what answered is not corral\'s metrics listener (no `corral-health` header: the app\'s own port?).' },
+  E_HOOK_FAILED: { exit: EXIT.WORKER_BOOT, doc: 'A lifecycle hook of the config file threw or rejected (docs/hooks.md); the log line names the hook. A master hook\'s failure is logged and the master goes on: it never stops, stalls or changes its exit code. A `workerBoot` failure fails that worker\'s boot (it exits 3; at start, three failed boots in a row stop the master with exit 3; at a reload, the reload is rolled back). A `workerStopping` failure is logged and the drain goes on.' },
+  E_HOOK_TIMEOUT: { exit: EXIT.WORKER_BOOT, doc: 'A lifecycle hook did not settle within hook-timeout: it is abandoned (its `signal` aborts) and, as for E_HOOK_FAILED, the master goes on, a `workerBoot` hook fails the worker\'s boot, and a drain goes on.' },
+  E_HOOK_BACKLOG: { exit: EXIT.OK, doc: 'Calls of one master hook (say `workerExited` while many workers exit and the hook is slow) pile up: past 100 pending, each new one is dropped and logged, so a slow hook cannot grow the master\'s memory. Nothing stops.' },
   E_CHECK_FAILED: { exit: EXIT.CONFIG, alsoExit: { code: EXIT.APP_LOAD, when: 'when the app cannot be loaded' }, doc: '`corral check` found a problem; each is listed above this line.' },
 } as const satisfies Record<string, ErrorDeclaration>;
 

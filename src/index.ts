@@ -5,6 +5,13 @@ export type { CorralConfig, ResolvedConfig };
 /** What an app's `init` export receives, and the reasons its drain signal carries (docs/long-lived.md). */
 export type { InitContext } from './worker/app-loader.js';
 export type { DrainReason } from './ipc/messages.js';
+/** Lifecycle hooks (`defineConfig({ hooks: { ... } })`) and what each receives (docs/hooks.md). */
+export type {
+  CorralHooks, HookContext, MasterStartedEvent, GenerationReadyEvent, ReloadEndedEvent, WorkerExitedEvent,
+  MasterExitingEvent, WorkerBootEvent, WorkerStoppingEvent,
+} from './config/hooks.js';
+export type { StopCause, RetireCause } from './master/exit-cause.js';
+export type { ExitReason } from './metrics/definitions.js';
 export { ERROR_CODES, CorralError } from './errors.js';
 export { EXIT } from './exit-codes.js';
 

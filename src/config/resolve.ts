@@ -2,6 +2,7 @@ import { resolve as resolvePath } from 'node:path';
 import { CorralError } from '../errors.js';
 import { readEnvFile } from './env-file.js';
 import { findConfigFile, loadConfigFile } from './file.js';
+import { parseHooks, type Hooks } from './hooks.js';
 import {
   RuleError, SETTING_NAMES, crossCheck, envName, kebab, settingOf, type ResolvedConfig, type SettingName,
 } from './settings.js';
@@ -23,6 +24,8 @@ export interface Resolution {
   envFile: string;
   /** Variables from the env file, for the workers' environment (the real environment wins). */
   envFileVars: Record<string, string>;
+  /** The config file's lifecycle hooks (docs/hooks.md), checked; empty without a file. */
+  hooks: Hooks;
 }
 
 export interface ResolveInput {
@@ -60,7 +63,8 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolution> {
 
   const configNamed = (cli.config as string | undefined) ?? env.CORRAL_CONFIG ?? envFileVars.CORRAL_CONFIG;
   const configFile = findConfigFile(configNamed, cwd);
-  const fileValues = configFile ? await loadConfigFile(configFile) : {};
+  const { hooks: hooksValue, ...fileValues } = configFile ? await loadConfigFile(configFile) : {};
+  const hooks = parseHooks(hooksValue, configFile ?? '');
   checkFileKeys(fileValues, configFile ?? '');
 
   const config = {} as Record<SettingName, unknown>;
@@ -74,7 +78,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolution> {
   for (const problem of crossCheck(resolved)) {
     throw new CorralError('E_CONFIG_VALUE', `${kebab(problem.name)} (from ${describeSource(sources[problem.name])}): ${problem.message}`);
   }
-  return { config: resolved, sources, configFile, envFile, envFileVars };
+  return { config: resolved, sources, configFile, envFile, envFileVars, hooks };
 }
 
 interface Picked {

@@ -6,6 +6,7 @@
 import { compile as compileTrust } from 'proxy-addr';
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
+import type { CorralHooks } from './hooks.js';
 import { compileAccessFormat } from '../logging/access-format.js';
 import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
 import { trustEntryProblem, trustListProblem } from '../proxies/forwarded.js';
@@ -298,6 +299,12 @@ export const SETTINGS = {
     doc: 'Environment file (dotenv syntax) for corral and the app; never overrides the real environment. Read at start and on HUP.',
     notInFile: true,
   }),
+  hookTimeout: setting({
+    section: 'Config',
+    type: seconds(0.1, { max: 3600 }),
+    default: 10,
+    doc: 'How long one call of a lifecycle hook of the config file may run before it is abandoned and logged (E_HOOK_TIMEOUT); the master never waits longer for one (see docs/hooks.md).',
+  }),
   accessLog: setting({
     section: 'Logs',
     type: text('-|PATH|off'),
@@ -401,8 +408,8 @@ type ValueOf<S> = S extends Setting<infer T> ? T : never;
 /** Every setting resolved: what the master and workers run with. */
 export type ResolvedConfig = { -readonly [K in SettingName]: ValueOf<(typeof SETTINGS)[K]> };
 
-/** What a config file may contain: every field optional. */
-export type CorralConfig = Partial<Omit<ResolvedConfig, 'config' | 'envFile'>>;
+/** What a config file may contain: every field optional, and the lifecycle hooks (docs/hooks.md). */
+export type CorralConfig = Partial<Omit<ResolvedConfig, 'config' | 'envFile'>> & { hooks?: CorralHooks };
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 

@@ -51,6 +51,17 @@ export interface WorkerSpec {
     accessPrefix: string;
     slowMs: number;
   };
+  /** The config file has worker-side hooks (docs/hooks.md): the worker loads them from it. */
+  hooks?: WorkerHooksSpec;
+}
+
+export interface WorkerHooksSpec {
+  /** The config file, loaded by the worker for its hooks only. */
+  file: string;
+  /** hook-timeout (ms). */
+  timeoutMs: number;
+  /** A workerBoot hook is given: the app loads only after it (else the file loads beside the app). */
+  boot: boolean;
 }
 
 /**

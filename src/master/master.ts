@@ -20,6 +20,7 @@ import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 import { AdapterRelay, isAdapterMessage } from './relay.js';
 import type { TlsKeeper } from '../tls/keeper.js';
+import { MasterHooks, workerExitedEvent, workerHooksSpec, type ReloadOutcome } from './hooks.js';
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!;
@@ -87,6 +88,9 @@ export class Master {
   private lastTickAt: number;
   /** Told of starts, exits, reloads and heartbeats; asks `view` when /metrics or status is asked. */
   readonly metrics: MasterMetrics;
+  /** The config file's lifecycle hooks, called off the loop (hooks.ts). */
+  private readonly hooks: MasterHooks;
+  private exiting = false;
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
@@ -94,6 +98,7 @@ export class Master {
     this.lastTickAt = this.rt.now();
     this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
     this.metrics.masterStarted(this.lastTickAt);
+    this.hooks = new MasterHooks(d.log, this.rt, d.resolution);
   }
 
   /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
@@ -108,11 +113,25 @@ export class Master {
     const labels = this.d.listeners.map((l) => l.label).join(', ');
     this.d.log.info({ listeners: labels, workers: this.d.resolution.config.workers, app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
     this.checkStopBudget(this.d.resolution);
-    this.pending = new Generation(this.nextGenId++, this.d.resolution);
+    this.startFirstGeneration();
     return new Promise((resolve, reject) => {
       this.done = (err) => (err ? reject(err) : resolve());
       this.wake();
     });
+  }
+
+  /**
+   * The first generation starts once the masterStarted hook settles (at most hook-timeout);
+   * the loop runs meanwhile, so a signal is handled as usual (a stop then starts no worker).
+   */
+  private startFirstGeneration(): void {
+    const start = () => {
+      if (this.phase !== 'starting') return;
+      this.pending = new Generation(this.nextGenId++, this.d.resolution);
+      this.wake();
+    };
+    if (!this.hooks.has('masterStarted')) return start();
+    void this.hooks.masterStarted(this.d.resolution, this.d.listeners).then(start);
   }
 
   private onSignal(sig: Sig): void {
@@ -285,14 +304,17 @@ export class Master {
       },
       (err: unknown) => {
         this.configLoading = false;
-        this.reloadFinished(false, `configuration invalid: ${(err as Error).message}`);
+        const reason = `configuration invalid: ${(err as Error).message}`;
+        const code = err instanceof CorralError ? err.code : undefined;
+        this.reloadFinished(false, reason, { result: 'failed', reason, code, serving: this.current?.id ?? 0 });
         this.wake();
       },
     );
   }
 
-  private reloadFinished(ok: boolean, detail: string): void {
+  private reloadFinished(ok: boolean, detail: string, outcome: ReloadOutcome): void {
     this.metrics.reloadFinished(ok);
+    void this.hooks.reloadEnded(this.reloadSeq, outcome);
     const at = new Date().toISOString().slice(11, 19);
     this.lastReload = ok ? `ok at ${at}` : `FAILED at ${at}: ${detail}`;
     if (ok) this.d.log.info(`reload #${this.reloadSeq} done: ${detail}`);
@@ -315,6 +337,8 @@ export class Master {
     this.current = gen;
     this.pending = undefined;
     for (const w of this.workers) if (w.generation !== gen) w.drain(now, { kind: 'reload', gen: gen.id });
+    this.hooks.use(gen.resolution);
+    void this.hooks.generationReady(gen.id, this.genWorkers(gen).filter((w) => w.serving), previous && { id: previous.id, reload: this.reloadSeq });
     if (!previous) {
       this.phase = 'running';
       this.d.log.info(`ready: ${ready} worker(s) serving`);
@@ -325,7 +349,7 @@ export class Master {
         this.startReload();
       }
     } else {
-      this.reloadFinished(true, `generation ${gen.id} serving with ${ready} worker(s); generation ${previous.id} draining`);
+      this.reloadFinished(true, `generation ${gen.id} serving with ${ready} worker(s); generation ${previous.id} draining`, { result: 'succeeded', generation: gen.id, previous: previous.id });
     }
   }
 
@@ -347,7 +371,9 @@ export class Master {
     }
     this.pending = undefined;
     for (const other of this.genWorkers(gen)) other.drain(now, { kind: 'reload-failed', gen: gen.id });
-    this.reloadFinished(false, `${w.name}: ${reason}`);
+    this.reloadFinished(false, `${w.name}: ${reason}`, {
+      result: 'rolled-back', reason: `${w.name}: ${reason}`, generation: gen.id, serving: this.current.id, worker: { slot: w.slot, pid: w.pid },
+    });
   }
 
   private fail(err: CorralError, now: number): void {
@@ -365,6 +391,7 @@ export class Master {
       config: gen.config, gen: gen.id, slot, listeners: this.d.listeners, cwd: this.d.cwd,
       env: { ...gen.resolution.envFileVars, ...this.d.baseEnv },
       access: accessContext(this.d.logs),
+      hooks: workerHooksSpec(gen.resolution),
     });
     const w = new WorkerHandle(child, gen, slot, now);
     this.workers.add(w);
@@ -452,6 +479,7 @@ export class Master {
     const was = w.exitedWhile;
     const { reason, message, level } = exitOutcome(w);
     this.metrics.workerExited(w, reason);
+    void this.hooks.run('workerExited', workerExitedEvent(w, reason));
     const gen = w.generation;
     const live = gen === this.current || gen === this.pending;
     if (!live && was !== 'draining' && this.phase !== 'stopping') {
@@ -602,8 +630,20 @@ export class Master {
     return next;
   }
 
+  /** The masterExiting hook (bounded by hook-timeout), then the exit; signals meanwhile change nothing. */
   private finish(): void {
     this.rt.clearTimeout(this.timer);
+    if (this.exiting) return;
+    this.exiting = true;
+    // The loop is done; a last WATCHDOG=1 gives the exit's wait (at most hook-timeout) a full period.
+    if (this.d.notifier.watchdogIntervalMs > 0) this.d.notifier.watchdog();
+    const f = this.failure;
+    void this.hooks.beforeExit({
+      exitCode: f?.exitCode ?? 0, signal: f ? undefined : this.stop?.sig, error: f && { code: f.code, message: f.message },
+    }).then(() => this.exit());
+  }
+
+  private exit(): void {
     for (const [sig, fn] of this.listenerFns) this.rt.offSignal(sig, fn);
     this.d.control?.close();
     this.d.tls?.close();

@@ -4,7 +4,7 @@ import type { ResolvedConfig } from '../config/settings.js';
 import { argMax, execBytes, MAX_ARG_STRLEN, sizeText, stringBytes } from '../config/exec-limits.js';
 import { CorralError } from '../errors.js';
 import { workerFds, workerStdio } from '../ipc/fds.js';
-import type { AccessDestination, WorkerSpec } from '../ipc/messages.js';
+import type { AccessDestination, WorkerHooksSpec, WorkerSpec } from '../ipc/messages.js';
 import { proxyProtocolListeners, type Listener } from '../listeners/acquire.js';
 import { attachWorkerLogs, type MasterLogs } from './master-logs.js';
 
@@ -23,6 +23,8 @@ export interface SpawnContext {
   /** The environment the app sees: the real one over the env file's variables. */
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** The worker-side hooks of the config file, when it has any. */
+  hooks?: WorkerHooksSpec | undefined;
 }
 
 /** Where a worker writes access lines, as the master's log plan says: the current file, or the master's stream. */
@@ -84,6 +86,7 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
       accessPrefix: ctx.access?.prefix ?? '',
       slowMs: Math.round(c.slowRequestThreshold * 1000),
     },
+    ...(ctx.hooks ? { hooks: ctx.hooks } : {}),
   };
 }
 

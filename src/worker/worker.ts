@@ -22,6 +22,7 @@ import { peerMatcher, ProxyRejections } from './proxy-header.js';
 import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
+import type { WorkerHooks } from './hooks.js';
 
 /** How often a changed count of kept connections is reported (for balancing). */
 const CONNS_REPORT_MS = 50;
@@ -56,6 +57,8 @@ export class Worker {
   /** Connections its PROXY protocol listeners closed before HTTP; set at boot when it has such a listener. */
   private proxyRejections: ProxyRejections | undefined;
   private app: LoadedApp | undefined;
+  /** The config file's worker-side hooks, when it has any (loaded only then: hooks.ts). */
+  private hooks: WorkerHooks | undefined;
   private stopping: 'drain' | 'fast' | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private connsTimer: NodeJS.Timeout | undefined;
@@ -179,6 +182,7 @@ export class Worker {
     const { spec, log } = this;
     // Asked first, so the answer comes while the app loads.
     const pair = spec.listeners.some((l) => l.tls) ? this.askPair() : undefined;
+    if (spec.hooks) await this.bootHook(spec.hooks);
     let app: LoadedApp;
     try {
       app = this.app = await loadApp(spec.app, spec.cwd);
@@ -246,6 +250,20 @@ export class Worker {
     log.debug({ app: app.kind }, 'worker ready');
   }
 
+  /** Loads the worker-side hooks and runs workerBoot before the app loads; its failure is a failed boot. */
+  private async bootHook(hs: NonNullable<WorkerSpec['hooks']>): Promise<void> {
+    const { WorkerHooks, HookBootError } = await import('./hooks.js');
+    this.hooks = new WorkerHooks(hs, { generation: this.spec.gen, slot: this.spec.slot }, this.log);
+    try {
+      await this.hooks.boot();
+    } catch (err) {
+      const message = err instanceof HookBootError ? err.message : `workerBoot hook failed: ${String((err as Error)?.message ?? err)}`;
+      this.send({ t: 'boot-failed', kind: 'init', message });
+      this.log.fatal(message);
+      process.exit(WORKER_EXIT.INIT);
+    }
+  }
+
   private listen(server: Server, fd: number): Promise<void> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -280,6 +298,9 @@ export class Worker {
     // The app hears it first, so its own goodbyes (io.close(), closing its WebSockets with
     // 1012, ending its event streams) go out while everything is still open.
     this.tellApp(reason);
+    // The workerStopping hook runs beside the drain; the exit waits for it (bounded by
+    // hook-timeout, and by the cut at graceful-timeout).
+    const hookDone = this.hooks?.stopping(reason);
     // WebSockets and event streams the app leaves open are ended by corral, spread over close-spread.
     this.longLived.drain(reason);
     // Stop accepting without http.Server#close(), which also drops idle keep-alive
@@ -287,7 +308,7 @@ export class Worker {
     this.stopAccepting();
     const { gracefulTimeoutMs } = this.spec;
     this.cutTimer = setTimeout(() => void this.cutAtDeadline(), gracefulTimeoutMs - cutMarginMs(gracefulTimeoutMs));
-    await this.tracker.drain();
+    await Promise.all([this.tracker.drain(), hookDone]);
     clearTimeout(this.cutTimer);
     await this.finish(this.orphaned ? 1 : 0);
   }

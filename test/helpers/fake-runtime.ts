@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, type Resolution } from '../../src/config/resolve.js';
 import type { SettingName } from '../../src/config/settings.js';
+import type { Hooks } from '../../src/config/hooks.js';
 import type { MasterMessage, WorkerMessage } from '../../src/ipc/messages.js';
 import type { Logger } from '../../src/logging/logger.js';
 import { Master } from '../../src/master/master.js';
@@ -201,8 +202,8 @@ export async function resolution(cli: Partial<Record<SettingName, unknown>> = {}
   return resolveConfig({ cli: { app: 'app.mjs', workers: '2', ...cli }, env: {}, cwd });
 }
 
-/** A Master with fake processes, clock, log, notifier and logs, already running. */
-export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {}): Promise<Harness> {
+/** A Master with fake processes, clock, log, notifier and logs, already running; `hooks` as a config file would give them. */
+export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {}, hooks: Hooks = {}): Promise<Harness> {
   const rt = new FakeRuntime();
   const lines: string[] = [];
   const notes: string[] = [];
@@ -217,7 +218,7 @@ export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {
     watchdog: () => {},
   } as unknown as Notifier;
   const logs = { errorLog: { sink: { reopen: () => {}, close: async () => {} } }, access: undefined, accessPrefix: '' } as unknown as MasterLogs;
-  const first = await resolution(cli);
+  const first = { ...(await resolution(cli)), hooks };
   const h = { rt, lines, notes, reloads: 0, nextReload: undefined } as unknown as Harness;
   h.master = new Master({
     resolution: first, listeners: [], log, logs, notifier, control: undefined, baseEnv: {}, cwd: '/', runtime: rt,

@@ -131,6 +131,21 @@ describe('tracing', () => {
     }
   });
 
+  test('spans a worker batched are flushed by the app\'s close export as it stops: none lost at a stop', async () => {
+    const port = await freePort();
+    const spansFile = join(tmp(), 'batched.jsonl');
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--worker-node-options', `--import=${INSTRUMENTATION}`, app('traced-flush.mjs')], { env: { SPANS_FILE: spansFile, SPANS_BATCH: '1' } });
+    started.push(c);
+    await c.waitReady();
+    await sendAll(port);
+    const before = await spansOf(spansFile, 0);
+    assert.equal(before.spans.length, 0, 'batched, not yet written');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+    const { spans } = await spansOf(spansFile, REQUESTS.length);
+    assert.deepEqual(spans.map((s) => s.attributes['url.path']).sort(), REQUESTS.map((r) => r.path).sort(), c.output);
+  });
+
   test('trace ids in the access line and in the error-log lines of a request; an invalid traceparent is never logged', async () => {
     const port = await freePort();
     const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--slow-request-threshold', '0.01', '--access-log-format', '{url} {status} {trace_id} {span_id}', app('traced.mjs')]);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -80,6 +82,39 @@ async function standalone(spansFile: string): Promise<{ spans: Span[]; port: num
   return { spans, port };
 }
 
+interface OtlpAttribute {
+  key: string;
+  value: { stringValue?: string; intValue?: number | string };
+}
+interface OtlpSpan {
+  traceId: string;
+  parentSpanId?: string;
+  kind: number;
+  attributes: OtlpAttribute[];
+}
+interface OtlpBody {
+  resourceSpans: Array<{ resource: { attributes: OtlpAttribute[] }; scopeSpans: Array<{ spans: OtlpSpan[] }> }>;
+}
+
+const attr = (list: OtlpAttribute[], key: string) => list.find((a) => a.key === key)?.value.stringValue;
+
+/** A stand-in for an OpenTelemetry collector: OTLP/HTTP with JSON bodies on /v1/traces, kept as they come. */
+async function otlpCollector(): Promise<{ collector: Server; bodies: OtlpBody[] }> {
+  const bodies: OtlpBody[] = [];
+  const collector = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(JSON.parse(text) as OtlpBody);
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((ok) => collector.listen(0, '127.0.0.1', ok));
+  return { collector, bodies };
+}
+
 describe('tracing', () => {
   test('an app traced with OpenTelemetry records the same server spans under corral (worker-node-options) as under node, one per request, parented by the client\'s traceparent', async () => {
     const dir = tmp();
@@ -144,6 +179,45 @@ describe('tracing', () => {
     assert.equal((await c.waitExit()).code, 0);
     const { spans } = await spansOf(spansFile, REQUESTS.length);
     assert.deepEqual(spans.map((s) => s.attributes['url.path']).sort(), REQUESTS.map((r) => r.path).sort(), c.output);
+  });
+
+  test('to an OTLP collector as docs/tracing.md sets it up: every span arrives, under the service name, in the client\'s trace', async () => {
+    const { collector, bodies } = await otlpCollector();
+    started.push({ kill: () => collector.close() });
+    const port = await freePort();
+    const env = { OTEL_SERVICE_NAME: 'shop', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` };
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--worker-node-options', `--import ${resolve(FIXTURES, 'otel/otlp.mjs')}`, app('traced-otlp.mjs')], { env });
+    started.push(c);
+    await c.waitReady();
+    await sendAll(port);
+    const workers = await c.workerPids();
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+    collector.close();
+
+    const spans = bodies.flatMap((b) => b.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({
+      span, service: attr(rs.resource.attributes, 'service.name'), pid: Number(rs.resource.attributes.find((a) => a.key === 'process.pid')?.value.intValue),
+    })))));
+    assert.equal(spans.length, REQUESTS.length, `one span per request, none of the exporter's own requests: ${JSON.stringify(bodies)}`);
+    const access = c.lines.filter((l) => l.includes('"request_id"') && !l.includes('"level"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const sent of REQUESTS) {
+      const got = spans.filter((s) => attr(s.span.attributes, 'url.path') === sent.path);
+      assert.equal(got.length, 1, sent.path);
+      const { span, service, pid } = got[0]!;
+      assert.equal(service, 'shop');
+      assert.ok(workers.includes(pid), `exported by a worker (${pid}), not the master`);
+      assert.equal(span.kind, 2, 'SPAN_KIND_SERVER');
+      const line = access.find((l) => l.url === sent.path)!;
+      if (sent.trace) {
+        assert.equal(span.traceId, sent.trace);
+        assert.equal(span.parentSpanId, sent.parent);
+        assert.equal(line.trace_id, span.traceId);
+        assert.equal(line.span_id, span.parentSpanId);
+      } else {
+        assert.ok(!span.parentSpanId, 'a new trace');
+        assert.equal(line.trace_id, undefined);
+      }
+    }
   });
 
   test('trace ids in the access line and in the error-log lines of a request; an invalid traceparent is never logged', async () => {

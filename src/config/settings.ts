@@ -8,6 +8,7 @@ import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import type { CorralHooks } from './hooks.js';
 import { compileAccessFormat } from '../logging/access-format.js';
+import { nodeOptionsProblem } from './node-options.js';
 import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
 import { trustEntryProblem, trustListProblem } from '../proxies/forwarded.js';
 import {
@@ -244,6 +245,13 @@ export const SETTINGS = {
     type: boolean(),
     default: true,
     doc: 'Spread keep-alive connections evenly: a worker holding more than its share of reused connections closes some after their next response, and the clients reconnect (see bench/DISTRIBUTION.md). Off: connections stay where they were accepted.',
+  }),
+  workerNodeOptions: setting({
+    section: 'Workers',
+    type: text('OPTIONS', nodeOptionsProblem),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'Node.js options for the workers only, written as NODE_OPTIONS is (e.g. `--import ./instrumentation.mjs`, relative to the working directory), given to each worker\'s node before corral\'s own code runs: an `--import` here loads before the worker loads node:http, as OpenTelemetry needs (see docs/tracing.md). Only options NODE_OPTIONS accepts. A change applies to the workers started from then on (HUP).',
   }),
   keepAliveTimeout: setting({
     section: 'HTTP',

@@ -5,6 +5,7 @@
 import { prettyAccessFormat } from './access-pretty.js';
 import { rawHeader, type AccessFormatter, type AccessRecord } from './access-record.js';
 import { jsonString, textEscaper } from './line-escape.js';
+import { parseTraceparent, type TraceParent } from './trace-context.js';
 
 /** The record every format reads, for the callers that build one. */
 export type { AccessRecord };
@@ -16,6 +17,8 @@ function text(v: string | string[] | number | undefined): string | undefined {
 
 const reqHeader = (r: AccessRecord, name: string) => rawHeader(r.rawHeaders, name);
 const resHeader = (r: AccessRecord, name: string) => text(r.res.getHeader(name));
+/** The request's valid traceparent (as the client sent it), if any. */
+const traceOf = (r: AccessRecord): TraceParent | undefined => parseTraceparent(reqHeader(r, 'traceparent'));
 
 /** Headers whose values are never written to a log, whatever the format says. */
 const NEVER_LOGGED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
@@ -35,6 +38,8 @@ const FIELDS: Record<string, (r: AccessRecord) => string | number | undefined> =
   user_agent: (r) => reqHeader(r, 'user-agent'),
   referer: (r) => reqHeader(r, 'referer'),
   request_id: (r) => r.requestId,
+  trace_id: (r) => traceOf(r)?.traceId,
+  span_id: (r) => traceOf(r)?.spanId,
   pid: (r) => r.pid,
   worker: (r) => r.worker,
   bytes_in: (r) => r.bytesIn,
@@ -111,7 +116,11 @@ function json(r: AccessRecord): string {
   if (ua !== undefined) s += ',"user_agent":' + jsonString(ua);
   const referer = reqHeader(r, 'referer');
   if (referer !== undefined) s += ',"referer":' + jsonString(referer);
-  return s + ',"request_id":' + jsonString(r.requestId) + ',"pid":' + jsonNumber(r.pid) + ',"worker":' + jsonString(r.worker) + '}';
+  s += ',"request_id":' + jsonString(r.requestId);
+  // Only with a valid traceparent (lowercase hex, nothing to escape): other lines are unchanged.
+  const trace = traceOf(r);
+  if (trace !== undefined) s += ',"trace_id":"' + trace.traceId + '","span_id":"' + trace.spanId + '"';
+  return s + ',"pid":' + jsonNumber(r.pid) + ',"worker":' + jsonString(r.worker) + '}';
 }
 
 function jsonNumber(n: number): string {

@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../config/settings.js';
 import { argMax, execBytes, MAX_ARG_STRLEN, sizeText, stringBytes } from '../config/exec-limits.js';
 import { CorralError } from '../errors.js';
 import { workerFds, workerStdio } from '../ipc/fds.js';
+import { splitNodeOptions } from '../config/node-options.js';
 import type { AccessDestination, WorkerHooksSpec, WorkerSpec } from '../ipc/messages.js';
 import { proxyProtocolListeners, type Listener } from '../listeners/acquire.js';
 import { attachWorkerLogs, type MasterLogs } from './master-logs.js';
@@ -90,9 +91,13 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
   };
 }
 
-/** The program, arguments and environment a worker is started with. */
+/**
+ * The program, arguments and environment a worker is started with: worker-node-options go
+ * before the entry, so what they load (an --import) runs before any of corral's worker code.
+ */
 function workerCommand(ctx: SpawnContext, entry: string): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
-  return { file: process.execPath, args: [entry], env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(workerSpec(ctx)) } };
+  const args = [...splitNodeOptions(ctx.config.workerNodeOptions), entry];
+  return { file: process.execPath, args, env: { ...ctx.env, CORRAL_WORKER: JSON.stringify(workerSpec(ctx)) } };
 }
 
 /**

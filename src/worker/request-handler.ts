@@ -5,6 +5,8 @@ import type { Handler } from './app-loader.js';
 import { connectionOf } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestLog } from './request-log.js';
+import { traceLogFields } from '../logging/trace-context.js';
+import { sentHeaders } from '../proxies/forwarded.js';
 import { BEGUN, CREATED, LOGGED, type CorralResponse, type EndHook } from './response.js';
 
 interface RequestHandlerOptions {
@@ -98,7 +100,9 @@ export class RequestHandler {
   }
 
   private fail(err: unknown, req: IncomingMessage, res: ServerResponse): void {
-    this.opts.log.error({ err, method: req.method, url: req.url }, 'request handler failed');
+    // The request's ids, so this line is found from its access line and from its trace.
+    const ids = { request_id: (res as CorralResponse).requestId, ...traceLogFields(sentHeaders(req)) };
+    this.opts.log.error({ err, method: req.method, url: req.url, ...ids }, 'request handler failed');
     if (!res.headersSent) {
       res.statusCode = 500;
       res.setHeader('content-type', 'text/plain');

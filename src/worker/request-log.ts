@@ -6,6 +6,7 @@ import { connectionOf } from './connection.js';
 import { sentHeaders, type ProxyTrust } from '../proxies/forwarded.js';
 import type { CorralResponse } from './response.js';
 import type { RequestMetrics } from './metrics.js';
+import { traceLogFields } from '../logging/trace-context.js';
 
 interface RequestLogOptions {
   format: string;
@@ -101,7 +102,8 @@ export class RequestLog {
     }
     // An event stream is meant to last: it is not a slow request.
     if (fromApp && opts.slowMs > 0 && durationMs > opts.slowMs && !res.eventStream) {
-      opts.log.warn({ method: req.method, url: req.url, status, duration_ms: Math.round(durationMs), request_id: res.requestId }, `slow request: ${req.method} ${req.url} took ${Math.round(durationMs)} ms`);
+      const fields = { method: req.method, url: req.url, status, duration_ms: Math.round(durationMs), request_id: res.requestId, ...traceLogFields(sentHeaders(req)) };
+      opts.log.warn(fields, `slow request: ${req.method} ${req.url} took ${Math.round(durationMs)} ms`);
     }
   }
 

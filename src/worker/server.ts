@@ -5,7 +5,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WorkerSpec } from '../ipc/messages.js';
 import type { Logger } from '../logging/logger.js';
-import { dropUntrusted, type ProxyTrust } from '../proxies/forwarded.js';
+import { dropUntrusted, sentHeaders, type ProxyTrust } from '../proxies/forwarded.js';
+import { traceLogFields } from '../logging/trace-context.js';
 import type { AccessBatch } from './access-log.js';
 import type { UpgradeHandler } from './app-loader.js';
 import { clientErrorListener } from './client-errors.js';
@@ -183,7 +184,7 @@ const UPGRADE_FAILED = 'HTTP/1.1 500 Internal Server Error\r\nConnection: close\
 export function serveUpgrades(server: Server, upgrade: UpgradeHandler, log: Logger): void {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const fail = (err: unknown): void => {
-      log.error({ err, method: req.method, url: req.url }, 'upgrade handler failed');
+      log.error({ err, method: req.method, url: req.url, ...traceLogFields(sentHeaders(req)) }, 'upgrade handler failed');
       if (socket.destroyed) return;
       // Node took its own 'error' listener off the socket before the upgrade.
       socket.on('error', () => {});

@@ -57,7 +57,8 @@ function client(port: number): RawClient {
   return c;
 }
 
-const upgradeHead = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nX-Request-Id: up-1\r\n\r\n`;
+const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+const upgradeHead = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nX-Request-Id: up-1\r\ntraceparent: ${TRACEPARENT}\r\n\r\n`;
 
 describe('the upgrade path of a worker\'s server', () => {
   test('an upgrade listener the app adds (in init) runs after corral has noted the socket', async () => {
@@ -95,6 +96,8 @@ describe('the upgrade path of a worker\'s server', () => {
       await c.waitClosed();
       assert.match(c.got, /^HTTP\/1\.1 500 Internal Server Error\r\n[^]*\r\n\r\nInternal Server Error\n$/);
       await until(() => errors.some((l) => l.includes('upgrade handler failed') && l.includes('no socket for you')), 'the error line');
+      const line = errors.find((l) => l.includes('upgrade handler failed'))!;
+      assert.match(line, /"trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331"/, 'the request\'s trace');
     });
   }
 

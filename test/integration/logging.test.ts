@@ -151,7 +151,10 @@ describe('logs', () => {
     while (Date.now() - t0 < 2500) await get({ port });
     assert.equal(r.failed, 0, 'serving went on');
     const reports = c.lines.filter((l) => /cannot write access log/.test(l));
-    assert.ok(reports.length >= 1 && reports.length <= 5, `one report per second, not one per request: ${reports.length}`);
+    // At most one per interval (1 s) of the run, however long a loaded machine makes it.
+    const seconds = (Date.now() - t0) / 1000;
+    assert.ok(reports.length >= 1 && reports.length <= Math.ceil(seconds) + 1, `one report per second, not one per request: ${reports.length} in ${seconds.toFixed(1)} s`);
+    assert.ok(reports.length * 100 < r.sent, `${reports.length} reports for ${r.sent} requests`);
     assert.match(reports[0]!, /ENOSPC|no space/i);
     c.signal('SIGQUIT');
     assert.equal((await c.waitExit()).code, 0);

@@ -1,6 +1,6 @@
 import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
-import { CorralError, isCorralError } from '../errors.js';
+import { CorralError, isAppLoadCode, isCorralError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { bindListener, passedListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
@@ -47,7 +47,8 @@ async function checkApp(ref: string, cwd: string): Promise<Finding> {
     const app = await loadApp(ref, cwd);
     return { ok: true, what: `app ${ref} loads (${app.kind}${app.init ? ', with init hook' : ''}${app.close ? ', with close hook' : ''})` };
   } catch (err) {
-    return { ok: false, what: `app ${ref}: ${(err as Error).message.split('\n')[0]}`, exit: EXIT.APP_LOAD };
+    const code = (err as { code?: unknown }).code;
+    return { ok: false, what: `app ${ref}: ${isAppLoadCode(code) ? `${code}: ` : ''}${(err as Error).message.split('\n')[0]}`, exit: EXIT.APP_LOAD };
   }
 }
 

@@ -33,9 +33,12 @@ export function isHapiServer(v: unknown): v is HapiServer {
     && typeof listener?.listen === 'function' && typeof listener.emit === 'function';
 }
 
-/** A hapi server that was started by the app: its listener listens (or is about to). */
+/**
+ * A hapi server the app started so that it listens: its listener listens, or is about to (a
+ * start under way). One the app started with `autoListen: false` never binds: corral serves it.
+ */
 export function hapiStarted(server: HapiServer): boolean {
-  return server.listener.listening || (server.info?.started ?? 0) > 0;
+  return server.listener.listening || ((server.info?.started ?? 0) > 0 && server.settings.autoListen !== false);
 }
 
 export function hapiApp(server: HapiServer, where: string): LoadedApp {
@@ -49,6 +52,7 @@ export function hapiApp(server: HapiServer, where: string): LoadedApp {
       }
       server.settings.autoListen = false;
       if (server.settings.operations) server.settings.operations.cleanStop = false;
+      // Resolves at once when the app started it already (with autoListen off).
       await server.start();
     },
     // Requests are over when close runs; the timeout bounds what hapi would wait for

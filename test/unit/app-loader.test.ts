@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadApp } from '../../src/worker/app-loader.js';
 import { describeValue, nearestShape } from '../../src/worker/app-diagnosis.js';
+import { hapiApp, hapiStarted } from '../../src/worker/hapi-adapter.js';
 import { AppLoadError, type LoadedApp } from '../../src/worker/app-shape.js';
 import { listenTarget, ListenWatch } from '../../src/worker/listen-watch.js';
 import { APPS, app } from '../helpers/paths.js';
@@ -69,6 +70,28 @@ describe('app loader: hapi', () => {
     await loaded.init!({ servers: [], signal: new AbortController().signal });
     assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, 'hapi-init');
     await loaded.close!(1000);
+  });
+});
+
+describe('hapi adapter', () => {
+  test('a hapi server the app started with autoListen off is served; one started to listen is refused', async () => {
+    const { default: Hapi } = await import('@hapi/hapi');
+    const quiet = Hapi.server({ autoListen: false });
+    quiet.route({ method: 'GET', path: '/', handler: () => 'quiet' });
+    await quiet.start();
+    assert.equal(hapiStarted(quiet as never), false);
+    const served = hapiApp(quiet as never, 'app.mjs');
+    await served.init!({ servers: [], signal: new AbortController().signal });
+    assert.equal((await twoRequests(served))[1]!.body, 'quiet');
+    await served.close!(1000);
+    const loud = Hapi.server({ port: 0, host: '127.0.0.1' });
+    await loud.start();
+    try {
+      assert.equal(hapiStarted(loud as never), true);
+      await assert.rejects(Promise.resolve(hapiApp(loud as never, 'app.mjs').init!({ servers: [], signal: new AbortController().signal })), (err: unknown) => err instanceof AppLoadError && err.code === 'E_APP_LISTENING');
+    } finally {
+      await loud.stop({ timeout: 100 });
+    }
   });
 });
 

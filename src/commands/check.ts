@@ -45,7 +45,8 @@ export async function check(cli: Partial<Record<SettingName, unknown>>): Promise
 async function checkApp(ref: string, cwd: string): Promise<Finding> {
   try {
     const app = await loadApp(ref, cwd);
-    return { ok: true, what: `app ${ref} loads (${app.kind}${app.init ? ', with init hook' : ''}${app.close ? ', with close hook' : ''})` };
+    const warned = app.warnings?.length ? `; but ${app.warnings.join('; ')}` : '';
+    return { ok: true, warn: warned !== '', what: `app ${ref} loads (${app.kind}${app.init ? ', with init hook' : ''}${app.close ? ', with close hook' : ''})${warned}` };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     return { ok: false, what: `app ${ref}: ${isAppLoadCode(code) ? `${code}: ` : ''}${(err as Error).message.split('\n')[0]}`, exit: EXIT.APP_LOAD };

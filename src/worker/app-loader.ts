@@ -72,7 +72,15 @@ async function load(at: Loading, exportName: string | undefined): Promise<Loaded
   // The app's own readiness first (a Fastify instance's ready()): the module's init then sees
   // a complete app, and what ready() adds (plugins' decorations, their 'upgrade' listeners) is there.
   const init = chainInit(app.init, hooks.init);
-  return { ...app, init, close: chainClose(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade };
+  return { ...app, init, close: chainClose(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade, warnings: sideListens(at) };
+}
+
+/**
+ * Servers the module made listen on a fixed port or path while it loaded, not known to be the
+ * app's (a Koa app's listen() serves a fresh callback): every worker asks for the same address.
+ */
+function sideListens(at: Loading): string[] {
+  return at.watch.seen.filter((s) => s.fixed).map((s) => `app module ${at.file} made a server listen ${s.where} itself while it loaded: every worker does the same, and only one can bind it; if that server is the app (app.listen()), remove the call: corral listens for the app`);
 }
 
 /** An export that builds the app when called without arguments (not a hook taking `{ servers, signal }`). */

@@ -39,6 +39,8 @@ export interface LoadedApp {
    * theirs as it gets ready); undefined when it has none.
    */
   upgrade?: () => UpgradeHandler | undefined;
+  /** What the loader noticed that may break the app under corral, for the worker's log (warn). */
+  warnings?: string[];
 }
 
 /** A problem with the app itself (not corral): the worker exits 4 and the master says why. */

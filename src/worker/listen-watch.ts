@@ -7,9 +7,14 @@
 import { Server as NetServer } from 'node:net';
 
 /** A server the app made listen, and where it asked to listen, as a log shows an address. */
-export interface SeenListen {
+interface SeenListen {
   server: NetServer;
   where: string;
+  /**
+   * On an address every worker would ask for alike (a port other than 0, a unix path): with
+   * more than one worker, all but the first fail to bind it.
+   */
+  fixed: boolean;
 }
 
 /** Where a listen() call asked to listen, from its arguments (the address may not be known yet). */
@@ -23,6 +28,16 @@ export function listenTarget(args: readonly unknown[]): string {
   }
   if (typeof first === 'string' && !/^\d+$/.test(first)) return `on ${first}`;
   return hostPort(typeof second === 'string' ? second : undefined, first);
+}
+
+/** Whether listen() was asked for a given port or path rather than any free port. */
+function fixedTarget(args: readonly unknown[]): boolean {
+  const [first] = args;
+  if (typeof first === 'object' && first !== null) {
+    const o = first as { port?: unknown; path?: unknown };
+    return typeof o.path === 'string' || (o.port !== undefined && o.port !== null && Number(o.port) !== 0);
+  }
+  return (typeof first === 'string' || typeof first === 'number') && Number(first) !== 0;
 }
 
 function hostPort(host: unknown, port: unknown): string {
@@ -43,7 +58,7 @@ export class ListenWatch {
     const { seen } = this;
     const original = this.#original;
     NetServer.prototype.listen = function listen(this: NetServer, ...args: unknown[]) {
-      seen.push({ server: this, where: listenTarget(args) });
+      seen.push({ server: this, where: listenTarget(args), fixed: fixedTarget(args) });
       return (original as (...a: unknown[]) => NetServer).apply(this, args);
     } as typeof original;
   }

@@ -187,6 +187,7 @@ export class Worker {
     let app: LoadedApp;
     try {
       app = this.app = await loadApp(spec.app, spec.cwd);
+      for (const w of app.warnings ?? []) log.warn(w);
     } catch (err) {
       this.loadFailed(err);
     }

@@ -86,6 +86,16 @@ describe('app shapes', () => {
     });
   }
 
+  test('an app that also listens on a fixed port itself is served, with a warning that names the port', async () => {
+    const side = await freePort();
+    const { c, port } = await serveOnce(app('koa-listens.mjs'), { SIDE_PORT: String(side) });
+    assert.equal((await get({ port })).body, 'koa');
+    const line = await c.waitForLine(/"level":"warn".*made a server listen/);
+    assert.match(line, new RegExp(`koa-listens\\.mjs made a server listen on 127\\.0\\.0\\.1:${side} itself while it loaded: every worker does the same, and only one can bind it`));
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
   test('the app named from inside an exported object, as the error suggests, is served', async () => {
     const { c, port } = await serveOnce(`${app('keys-object.mjs')}:app`);
     assert.equal((await get({ port })).body, 'hello');

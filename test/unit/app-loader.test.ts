@@ -112,6 +112,7 @@ describe('app loader: what cannot be served, and what to do instead', () => {
   test('a module that runs a server of its own on the side is served (only the app\'s own listen is an error)', async () => {
     const loaded = await loadApp(app('own-server.mjs'), APPS);
     assert.equal(loaded.kind, 'handler');
+    assert.deepEqual(loaded.warnings, [], 'on port 0: no warning');
     await loaded.close!(1000);
   });
 
@@ -149,6 +150,7 @@ describe('listen watch', () => {
     assert.equal(NetServer.prototype.listen, original);
     assert.ok(s.listening, 'the call went through');
     assert.equal(watch.find((x) => x === s)?.where, 'on 127.0.0.1 (a random port)');
+    assert.equal(watch.seen[0]!.fixed, false, 'port 0: each worker gets its own port');
     const later = createServer();
     servers.push(later);
     await new Promise<void>((r) => later.listen(0, '127.0.0.1', r));

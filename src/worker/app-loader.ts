@@ -54,7 +54,9 @@ async function load(at: Loading, exportName: string | undefined): Promise<Loaded
   if (target === undefined && exportName && cjs && typeof cjs === 'object') target = cjs[exportName];
   let hooks = hooksOf(mod);
   let where = exportName ? `app module ${file}: export '${name}'` : `app module ${file}: default export`;
-  if (target === undefined && !exportName && isBuilder(mod.init)) {
+  // In CommonJS the "default export" is module.exports itself, which then holds init.
+  const onlyExports = target === undefined || (!looksServable(target) && (target as { init?: unknown } | null)?.init === mod.init);
+  if (onlyExports && !exportName && isBuilder(mod.init)) {
     // hapi's testing docs' shape: no default export, an `init()` that builds (and initializes)
     // the server and returns it. That init is the app's maker, not a hook.
     where = `app module ${file}: the value its init() returned`;

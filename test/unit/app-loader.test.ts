@@ -71,6 +71,14 @@ describe('app loader: hapi', () => {
     assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, 'hapi-init');
     await loaded.close!(1000);
   });
+
+  test('the same in CommonJS, where the default export is module.exports holding init', async () => {
+    const loaded = await loadApp(app('hapi-init.cjs'), APPS);
+    assert.equal(loaded.kind, 'hapi');
+    await loaded.init!({ servers: [], signal: new AbortController().signal });
+    assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, 'hapi-init-cjs');
+    await loaded.close!(1000);
+  });
 });
 
 describe('hapi adapter', () => {

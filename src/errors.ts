@@ -24,7 +24,10 @@ export const ERROR_CODES = {
   E_TLS_FILE: { exit: EXIT.CONFIG, doc: 'A TLS file (tls-cert, tls-key, tls-client-ca) is missing, unreadable by the user corral runs as, or not PEM (or the key is encrypted). At a reload or a file change, the change is refused and the current certificate keeps serving.' },
   E_TLS_CERT: { exit: EXIT.CONFIG, doc: 'The certificate and key do not make a usable pair: the key is not the certificate\'s, the certificate has expired, a certificate of the chain cannot be parsed, or OpenSSL refuses them. At a reload or a file change, the change is refused and the current certificate keeps serving.' },
   E_NO_APP: { exit: EXIT.CONFIG, doc: 'No app was given: pass APP[:EXPORT] or set `app` in the config file or CORRAL_APP.' },
-  E_APP_LOAD: { exit: EXIT.APP_LOAD, doc: 'The app module cannot be imported, the export is missing, or it is not an app corral knows how to serve.' },
+  E_APP_LOAD: { exit: EXIT.APP_LOAD, doc: 'The app module does not exist or cannot be imported (it throws, or a module it imports is missing), or its factory throws.' },
+  E_APP_EXPORT: { exit: EXIT.APP_LOAD, doc: 'The module has no default export (or not the export named in APP:EXPORT); the message lists what it exports and, when one of them is an app, says which to name.' },
+  E_APP_SHAPE: { exit: EXIT.APP_LOAD, doc: 'The export is not an app corral can serve; the message says what it is (its type, an object\'s keys) and the nearest shape corral accepts (README, "What counts as an app").' },
+  E_APP_LISTENING: { exit: EXIT.APP_LOAD, doc: 'The app listens by itself: its export is a server already listening, or the module made a server listen while it loaded (`app.listen(3000)`, hapi\'s `server.start()`). corral owns the sockets: export the app (or the server, not started) and leave listening to corral.' },
   E_WORKER_BOOT: { exit: EXIT.WORKER_BOOT, doc: 'Workers kept failing to boot (crashed or timed out before ready) at start.' },
   E_NOTIFY: { exit: EXIT.CONFIG, doc: 'NOTIFY_SOCKET is set but notifications cannot be sent (the sd-notify addon is missing or the socket is unreachable).' },
   E_LOG_PATH: { exit: EXIT.CONFIG, doc: 'A log file or log directory is missing or not writable by the user corral runs as.' },
@@ -40,6 +43,14 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ErrorDeclaration>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The codes of an app that cannot be loaded (exit 4): the worker names one, the master stops with it. */
+export type AppLoadCode = 'E_APP_LOAD' | 'E_APP_EXPORT' | 'E_APP_SHAPE' | 'E_APP_LISTENING';
+
+/** A code a worker sent is one of the app-load codes (a worker's message is not trusted). */
+export function isAppLoadCode(v: unknown): v is AppLoadCode {
+  return v === 'E_APP_LOAD' || v === 'E_APP_EXPORT' || v === 'E_APP_SHAPE' || v === 'E_APP_LISTENING';
+}
 
 /** An error meant for the operator: printed as one line, no stack, with a stable code. */
 export class CorralError extends Error {

@@ -3,7 +3,7 @@ import type { CorralConfig, ResolvedConfig } from './config/settings.js';
 
 export type { CorralConfig, ResolvedConfig };
 /** What an app's `init` export receives, and the reasons its drain signal carries (docs/long-lived.md). */
-export type { InitContext } from './worker/app-loader.js';
+export type { InitContext } from './worker/app-shape.js';
 export type { DrainReason } from './ipc/messages.js';
 /** Lifecycle hooks (`defineConfig({ hooks: { ... } })`) and what each receives (docs/hooks.md). */
 export type {

@@ -1,6 +1,6 @@
 import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
-import { CorralError, isCorralError } from '../errors.js';
+import { CorralError, isAppLoadCode, isCorralError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { bindListener, passedListeners } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
@@ -45,9 +45,11 @@ export async function check(cli: Partial<Record<SettingName, unknown>>): Promise
 async function checkApp(ref: string, cwd: string): Promise<Finding> {
   try {
     const app = await loadApp(ref, cwd);
-    return { ok: true, what: `app ${ref} loads (${app.kind}${app.init ? ', with init hook' : ''}${app.close ? ', with close hook' : ''})` };
+    const warned = app.warnings?.length ? `; but ${app.warnings.join('; ')}` : '';
+    return { ok: true, warn: warned !== '', what: `app ${ref} loads (${app.kind}${app.init ? ', with init hook' : ''}${app.close ? ', with close hook' : ''})${warned}` };
   } catch (err) {
-    return { ok: false, what: `app ${ref}: ${(err as Error).message.split('\n')[0]}`, exit: EXIT.APP_LOAD };
+    const code = (err as { code?: unknown }).code;
+    return { ok: false, what: `app ${ref}: ${isAppLoadCode(code) ? `${code}: ` : ''}${(err as Error).message.split('\n')[0]}`, exit: EXIT.APP_LOAD };
   }
 }
 

@@ -7,7 +7,7 @@
 import { createInterface, type Interface } from 'node:readline';
 import { openLogs, startMaster } from '../commands/start-master.js';
 import type { Resolution } from '../config/resolve.js';
-import { isCorralError, type CorralError } from '../errors.js';
+import { isAppLoadCode, isCorralError, type CorralError } from '../errors.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { MasterLogs } from '../master/master-logs.js';
 import { SparePool } from './spare-pool.js';
@@ -105,7 +105,7 @@ export class DevSession {
       });
       return undefined;
     } catch (err) {
-      if (!isCorralError(err) || (err.code !== 'E_APP_LOAD' && err.code !== 'E_WORKER_BOOT')) throw err;
+      if (!isCorralError(err) || (!isAppLoadCode(err.code) && err.code !== 'E_WORKER_BOOT')) throw err;
       return err;
     } finally {
       this.react = undefined;

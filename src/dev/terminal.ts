@@ -17,7 +17,7 @@ interface BootError {
 }
 
 /** The master's lines that only repeat a boot error the terminal shows with its source. */
-const REPEATS = [/before it was ready/, /^reload #\d+ failed/];
+const REPEATS = [/ failed to boot: /, /^reload #\d+ failed/];
 
 export class DevTerminal {
   private bootError: BootError | undefined;

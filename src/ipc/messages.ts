@@ -149,7 +149,8 @@ export type WorkerMessage =
   | { t: 'retire'; reason: RetireReason }
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }
-  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string }
+  /** `code`: with kind 'load', the errors.ts code of why the app cannot be loaded (E_APP_*). */
+  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string; code?: string }
   /** A worker with TLS listeners asks for the pair to serve (the master answers with `tls`). */
   | { t: 'tls-wanted' };
 

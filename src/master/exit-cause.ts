@@ -5,6 +5,7 @@
  * back on the exit status only when the master decided nothing (a crash). No label is ever
  * read back out of a log line, so rewording a line cannot change a metric.
  */
+import { WORKER_EXIT } from '../exit-codes.js';
 import type { DrainReason, RetireReason } from '../ipc/messages.js';
 import type { ExitReason } from '../metrics/definitions.js';
 import type { Sig } from './signals.js';
@@ -47,7 +48,10 @@ export interface ExitedWorker {
   readonly killedBy: NodeJS.Signals | undefined;
   readonly retireCause: RetireCause | undefined;
   readonly stopCause: StopCause | undefined;
-  readonly bootFailure: { readonly message: string } | undefined;
+  /** It reported ready at least once (a worker that never did failed to boot, unless it stopped as told). */
+  readonly everReady: boolean;
+  /** Why it could not boot; `inferred` when the master worked it out (exit code, its own kill) rather than the worker said. */
+  readonly bootFailure: { readonly message: string; readonly inferred?: boolean } | undefined;
 }
 
 const MiB = (bytes: number) => Math.round(bytes / 1048576);
@@ -81,12 +85,37 @@ export function drainReason(c: StopCause | undefined): DrainReason {
   }
 }
 
+/** It drained as told: asked to stop, not killed, and it exited 0 (or by the SIGTERM it was sent). */
+function stoppedAsTold(w: ExitedWorker): boolean {
+  const { code, signal } = w.exit ?? { code: null, signal: null };
+  return w.exitedWhile === 'draining' && w.killedBy === undefined && (code === 0 || signal === 'SIGTERM');
+}
+
+/** corral's own SIGKILL ended it. */
+function killedByCorral(w: ExitedWorker): boolean {
+  return w.killedBy === 'SIGKILL' && w.exit?.signal === 'SIGKILL';
+}
+
+/**
+ * It never served and its end is its own failure: it exited or died before it was ever
+ * ready — even when the master had meanwhile told it to stop (a failed start or reload stops
+ * the rest of the generation, which may fail on its own before it hears) — or corral killed
+ * it for failing its boot (boot-timeout, an uncaught exception while booting).
+ */
+function failedBoot(w: ExitedWorker): boolean {
+  if (w.everReady || stoppedAsTold(w)) return false;
+  if (!killedByCorral(w)) return true;
+  const stop = w.stopCause?.kind;
+  return stop === 'boot-timeout' || stop === 'boot-crash';
+}
+
 /** The `reason` label: what the master decided, else (nothing decided) a crash. */
 function exitLabel(w: ExitedWorker): ExitReason {
   const stop = w.stopCause?.kind;
   if (stop === 'heartbeat-missed' || stop === 'boot-timeout') return 'timeout';
-  // A worker that was not told to drain died of its own accord (or was killed at boot for it).
-  if (w.exitedWhile !== 'draining') return 'crash';
+  // A worker that was not told to drain died of its own accord (or was killed at boot for
+  // it); so did one that failed its boot after it was told.
+  if (w.exitedWhile !== 'draining' || failedBoot(w)) return 'crash';
   if (stop === 'shutdown' || stop === 'fast-shutdown') return 'shutdown';
   if (stop === 'scale-down') return 'scale_down';
   const retired = w.retireCause;
@@ -114,20 +143,25 @@ export function exitOutcome(w: ExitedWorker): ExitOutcome {
   return { reason: exitLabel(w), ...exitLine(w) };
 }
 
+/** What a worker's own exit code means, where corral gave it one (exit-codes.ts, WORKER_EXIT). */
+function codeMeaning(code: number | null): string {
+  return code === WORKER_EXIT.APP_LOAD ? ' (app could not be loaded)' : '';
+}
+
 function exitLine(w: ExitedWorker): Omit<ExitOutcome, 'reason'> {
   const { code, signal } = w.exit ?? { code: null, signal: null };
   const was = w.exitedWhile;
   const why = w.stopCause && stopText(w.stopCause, w.retireCause);
   const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  if (was === 'draining' && w.killedBy === undefined && (code === 0 || signal === 'SIGTERM')) {
-    return { message: `${w.name} stopped (${why ?? 'drained'})`, level: 'info' };
+  if (stoppedAsTold(w)) return { message: `${w.name} stopped (${why ?? 'drained'})`, level: 'info' };
+  if (failedBoot(w)) {
+    const end = killedByCorral(w) ? `killed by corral (${why ?? 'unresponsive'})` : signal ? `killed by ${signal}${signalHint(signal)}` : `exited with code ${code}${codeMeaning(code)}`;
+    const said = w.bootFailure && !w.bootFailure.inferred ? `: ${w.bootFailure.message}` : '';
+    return { message: `${w.name} failed to boot: ${end}${said}`, level: 'error' };
   }
-  if (w.killedBy === 'SIGKILL' && signal === 'SIGKILL') {
+  if (killedByCorral(w)) {
     return { message: `${w.name} was killed by corral (${why ?? 'unresponsive'})`, level: was === 'draining' ? 'warn' : 'error' };
   }
-  if (was === 'booting') {
-    const failed = w.bootFailure ? `: ${w.bootFailure.message}` : '';
-    return { message: `${w.name} ${how} before it was ready${failed}`, level: 'error' };
-  }
+  if (was === 'draining') return { message: `${w.name} ${how} while draining (${why ?? 'drained'})${signalHint(signal)}`, level: 'warn' };
   return { message: `${w.name} ${how} while serving${signalHint(signal)}; replacing it`, level: 'error' };
 }

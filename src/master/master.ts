@@ -1,5 +1,5 @@
 import type { Resolution } from '../config/resolve.js';
-import { CorralError } from '../errors.js';
+import { CorralError, isAppLoadCode } from '../errors.js';
 import { isWorkerMessage, type MasterMessage, type RetireReason } from '../ipc/messages.js';
 import type { Listener } from '../listeners/acquire.js';
 import type { Logger } from '../logging/logger.js';
@@ -357,7 +357,7 @@ export class Master {
   private pendingFailed(w: WorkerHandle, reason: string, now: number): void {
     const gen = this.pending!;
     if (!this.current) {
-      if (w.bootFailure?.kind === 'load') return this.fail(new CorralError('E_APP_LOAD', w.bootFailure.message), now);
+      if (w.bootFailure?.kind === 'load') return this.fail(new CorralError(w.bootFailure.code ?? 'E_APP_LOAD', w.bootFailure.message), now);
       // A socket the workers cannot listen on (a passed TCP socket whose connection died looks
       // bound until listen(2) says EINVAL) fails every retry alike: a configuration error,
       // which the unit does not restart, instead of exit 3 and a restart loop.
@@ -444,7 +444,7 @@ export class Master {
         this.balancer.noteReport();
         break;
       case 'boot-failed':
-        w.bootFailed({ kind: msg.kind, message: msg.message });
+        w.bootFailed({ kind: msg.kind, message: msg.message, code: msg.kind === 'load' && isAppLoadCode(msg.code) ? msg.code : undefined });
         break;
       case 'tls-wanted': {
         const pair = this.d.tls?.message();

@@ -1,4 +1,5 @@
 import type { BusyWith, MasterMessage } from '../ipc/messages.js';
+import type { AppLoadCode } from '../errors.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import { drainReason, stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
@@ -41,6 +42,10 @@ type Overdue = 'kill' | 'boot-timeout' | 'silent';
 interface BootFailure {
   kind: 'load' | 'init' | 'listen';
   message: string;
+  /** With kind 'load': the errors.ts code the worker gave (E_APP_*). */
+  code?: AppLoadCode | undefined;
+  /** Worked out by the master (from the exit code, or its own kill) rather than said by the worker. */
+  inferred?: boolean;
 }
 
 /** What a heartbeat tells of a worker. */
@@ -60,6 +65,7 @@ export class WorkerHandle implements ExitedWorker, RelayPeer {
   #state: WorkerState = 'booting';
   readonly spawnedAt: number;
   #readyAt = 0;
+  #everReady = false;
   #lastCheckin: number;
   #rss = 0;
   #inflight = 0;
@@ -89,6 +95,8 @@ export class WorkerHandle implements ExitedWorker, RelayPeer {
 
   get state(): WorkerState { return this.#state; }
   get readyAt(): number { return this.#readyAt; }
+  /** It reported ready at least once. */
+  get everReady(): boolean { return this.#everReady; }
   get lastCheckin(): number { return this.#lastCheckin; }
   get rss(): number { return this.#rss; }
   /** Requests in flight at its last check-in. */
@@ -154,6 +162,7 @@ export class WorkerHandle implements ExitedWorker, RelayPeer {
     if (this.#state !== 'booting' || this.#killedBy) return;
     this.#state = 'ready';
     this.#readyAt = now;
+    this.#everReady = true;
   }
 
   heartbeat(c: Checkin): void {
@@ -209,7 +218,7 @@ export class WorkerHandle implements ExitedWorker, RelayPeer {
   kill(cause?: StopCause): void {
     if (cause) {
       this.#stopCause ??= cause;
-      if (this.#state === 'booting') this.#bootFailure ??= { kind: 'init', message: stopText(cause, undefined) };
+      if (this.#state === 'booting') this.#bootFailure ??= { kind: 'init', message: stopText(cause, undefined), inferred: true };
     }
     this.signal('SIGKILL');
   }
@@ -233,7 +242,7 @@ export class WorkerHandle implements ExitedWorker, RelayPeer {
   reap(): void {
     if (this.#state === 'dead') return;
     if (this.#state === 'booting' && !this.#bootFailure && this.#exit?.code === WORKER_EXIT.APP_LOAD) {
-      this.#bootFailure = { kind: 'load', message: `${this.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)` };
+      this.#bootFailure = { kind: 'load', message: `${this.name} exited with code ${WORKER_EXIT.APP_LOAD}: the app failed to load (see the lines above)`, inferred: true };
     }
     this.#exitedWhile = this.#state;
     this.#state = 'dead';

@@ -1,58 +1,12 @@
 import type { EventEmitter } from 'node:events';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { AppLoadError, oneLine, type Handler, type InitContext, type LoadedApp, type UpgradeHandler } from './app-shape.js';
+import { describeValue, likelyApp, looksServable, nearestShape, SHAPES } from './app-diagnosis.js';
 import { fetchHandler, type FetchFn } from './fetch-adapter.js';
-
-export type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-/** An app's `upgrade` export: a request with an Upgrade header, its socket and the bytes read past its head. */
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
-
-/** What an app's `init` export receives (docs/long-lived.md). */
-export interface InitContext {
-  /**
-   * The worker's HTTP servers, one per listener, created and configured but not listening
-   * yet: what the app attaches to them here (Socket.IO, its own 'upgrade' listeners) works
-   * from their first connection.
-   */
-  servers: Server[];
-  /**
-   * Aborted the moment this worker starts draining; its `reason` is why, a DrainReason:
-   * 'reload', 'shutdown', 'recycle' or 'scale-down'.
-   */
-  signal: AbortSignal;
-}
-
-export interface LoadedApp {
-  handler: Handler;
-  /** What the app is, for the logs ("express-style handler", "koa", ...). */
-  kind: string;
-  init?: (ctx: InitContext) => unknown;
-  close?: () => unknown;
-  /**
-   * The app's upgrade handler, asked once init has run (a Fastify instance's plugins add
-   * theirs as it gets ready); undefined when it has none.
-   */
-  upgrade?: () => UpgradeHandler | undefined;
-}
-
-/** A problem with the app itself (not corral): the worker exits 4 and the master says why. */
-export class AppLoadError extends Error {
-  /** The app's own stack, for the worker's log; the message stays one line. */
-  readonly detail: string | undefined;
-
-  constructor(message: string, cause?: unknown) {
-    super(message);
-    this.detail = cause instanceof Error ? cause.stack : undefined;
-  }
-}
-
-function oneLine(err: unknown): string {
-  const e = err as Error;
-  return e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(err);
-}
+import { hapiApp, hapiStarted, isHapiServer } from './hapi-adapter.js';
+import { ListenWatch } from './listen-watch.js';
 
 /** Splits "path/app.mjs:exportName"; a trailing ":name" is an export only if it is an identifier. */
 export function parseAppRef(ref: string): { path: string; exportName: string | undefined } {
@@ -60,45 +14,106 @@ export function parseAppRef(ref: string): { path: string; exportName: string | u
   return m ? { path: m[1]!, exportName: m[2]! } : { path: ref, exportName: undefined };
 }
 
-const SHAPES = 'a (req, res) handler, an Express/Connect/Koa/Fastify app, an object with fetch(request), or a factory function (no parameters) returning one';
+/** How long a module that exports no app is given to make a server listen (hapi's start() is async). */
+const LISTEN_SETTLE_MS = 100;
+
+const ADVICE_LISTEN = 'corral owns the sockets and listens for the app: export the app instead of making it listen (Express: `export default app` without app.listen(); hapi: `export default server` without server.start())';
+
+interface Loading {
+  file: string;
+  /** The path as given, for suggestions of APP:EXPORT. */
+  path: string;
+  watch: ListenWatch;
+}
 
 export async function loadApp(ref: string, cwd: string): Promise<LoadedApp> {
   const { path, exportName } = parseAppRef(ref);
   const file = isAbsolute(path) ? path : resolve(cwd, path);
+  // Servers the module makes listen while it loads, and until its app is classified.
+  const watch = new ListenWatch();
+  try {
+    return await load({ file, path, watch }, exportName);
+  } finally {
+    watch.stop();
+  }
+}
+
+async function load(at: Loading, exportName: string | undefined): Promise<LoadedApp> {
+  const { file } = at;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) throw new AppLoadError(`app module ${file} does not exist`);
-    throw new AppLoadError(`app module ${file} failed to load: ${oneLine(e)}`, e);
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) throw new AppLoadError('E_APP_LOAD', `app module ${file} does not exist`);
+    throw new AppLoadError('E_APP_LOAD', `app module ${file} failed to load: ${oneLine(e)}`, e);
   }
   const name = exportName ?? 'default';
   let target = mod[name];
   const cjs = mod.default as Record<string, unknown> | undefined;
   if (target === undefined && exportName && cjs && typeof cjs === 'object') target = cjs[exportName];
-  if (target === undefined) {
-    const names = Object.keys(mod).filter((k) => k !== '__esModule');
-    throw new AppLoadError(`app module ${file} has no export '${name}' (it exports: ${names.join(', ') || 'nothing'})`);
+  let hooks = hooksOf(mod);
+  let where = exportName ? `app module ${file}: export '${name}'` : `app module ${file}: default export`;
+  // In CommonJS the "default export" is module.exports itself, which then holds init.
+  const onlyExports = target === undefined || (!looksServable(target) && (target as { init?: unknown } | null)?.init === mod.init);
+  if (onlyExports && !exportName && isBuilder(mod.init)) {
+    // hapi's testing docs' shape: no default export, an `init()` that builds (and initializes)
+    // the server and returns it. That init is the app's maker, not a hook.
+    where = `app module ${file}: the value its init() returned`;
+    target = await made(mod.init, `app module ${file}: init()`);
+    hooks = { ...hooks, init: undefined };
+    if (target === undefined) throw await missingExport(at, mod, name, 'and its init() returned nothing');
   }
+  if (target === undefined) throw await missingExport(at, mod, name);
   // A transpiled module's `exports.default` arrives as default.default.
-  if (name === 'default' && target && typeof target === 'object' && 'default' in target && !isApp(target)) {
+  if (name === 'default' && target && typeof target === 'object' && 'default' in target && !looksServable(target)) {
     target = (target as Record<string, unknown>).default;
   }
-  const hooks = hooksOf(mod);
-  const app = await classify(target, `${file} export '${name}'`, true);
+  const app = await classify(target, where, at, true);
   const upgrade = hooks.upgrade;
   // The app's own readiness first (a Fastify instance's ready()): the module's init then sees
   // a complete app, and what ready() adds (plugins' decorations, their 'upgrade' listeners) is there.
   const init = chainInit(app.init, hooks.init);
-  return { ...app, init, close: chain(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade };
+  return { ...app, init, close: chainClose(hooks.close, app.close), upgrade: upgrade ? () => upgrade : app.upgrade, warnings: sideListens(at) };
 }
 
-function isApp(v: unknown): boolean {
-  return typeof v === 'function' || (typeof v === 'object' && v !== null && ('fetch' in v || 'callback' in v || 'routing' in v));
+/**
+ * Servers the module made listen on a fixed port or path while it loaded, not known to be the
+ * app's (a Koa app's listen() serves a fresh callback): every worker asks for the same address.
+ */
+function sideListens(at: Loading): string[] {
+  return at.watch.seen.filter((s) => s.fixed).map((s) => `app module ${at.file} made a server listen ${s.where} itself while it loaded: every worker does the same, and only one can bind it; if that server is the app (app.listen()), remove the call: corral listens for the app`);
 }
 
-function hooksOf(mod: Record<string, unknown>): { init?: (ctx: InitContext) => unknown; close?: () => unknown; upgrade?: UpgradeHandler } {
+/** An export that builds the app when called without arguments (not a hook taking `{ servers, signal }`). */
+function isBuilder(v: unknown): v is () => unknown {
+  return typeof v === 'function' && v.length === 0;
+}
+
+async function made(fn: () => unknown, where: string): Promise<unknown> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new AppLoadError('E_APP_LOAD', `${where} threw: ${oneLine(err)}`, err);
+  }
+}
+
+/** The export is missing: what the module does export, which of it could be served, and any server it made listen. */
+async function missingExport(at: Loading, mod: Record<string, unknown>, name: string, more = ''): Promise<AppLoadError> {
+  const names = Object.keys(mod).filter((k) => k !== '__esModule' && mod[k] !== undefined);
+  const what = `app module ${at.file} has no ${name === 'default' ? 'default export' : `export '${name}'`}${more ? ` ${more}` : ''} (it exports: ${names.join(', ') || 'nothing'})`;
+  const servable = names.filter((k) => likelyApp(k, mod[k]));
+  const hint = servable.length > 0 ? `; did you mean ${servable.map((k) => `${at.path}:${k}`).join(' or ')}? (${servable.map((k) => `${k} is ${describeValue(mod[k])}`).join('; ')})` : '';
+  if (!hint) {
+    // hapi's start() calls listen() only once its async initialization is done, after the import.
+    await new Promise((r) => setTimeout(r, LISTEN_SETTLE_MS));
+    const seen = at.watch.seen[0];
+    if (seen) return new AppLoadError('E_APP_LISTENING', `${what}, and it made a server listen ${seen.where} itself while it loaded: ${ADVICE_LISTEN}`);
+  }
+  return new AppLoadError('E_APP_EXPORT', `${what}${hint || `; corral serves ${SHAPES}`}`);
+}
+
+function hooksOf(mod: Record<string, unknown>): { init?: ((ctx: InitContext) => unknown) | undefined; close?: () => unknown; upgrade?: UpgradeHandler } {
   // Named exports only: an app object's own methods (Express has app.init) are not hooks.
   const { init, close, upgrade } = mod;
   return {
@@ -116,31 +131,36 @@ function chainInit(a?: (ctx: InitContext) => unknown, b?: (ctx: InitContext) => 
   };
 }
 
-function chain(a?: () => unknown, b?: () => unknown): (() => Promise<void>) | undefined {
-  if (!a && !b) return undefined;
-  return async () => {
-    if (a) await a();
-    if (b) await b();
+/** The module's close hook, then the app's own (which is given what is left of graceful-timeout). */
+function chainClose(hook?: () => unknown, own?: (budgetMs: number) => unknown): LoadedApp['close'] {
+  if (!hook) return own;
+  return async (budgetMs) => {
+    const start = performance.now();
+    await hook();
+    if (own) await own(Math.max(0, budgetMs - (performance.now() - start)));
   };
 }
 
-async function classify(v: unknown, where: string, allowFactory: boolean): Promise<LoadedApp> {
+/** The app listens by itself: an exported server that listens, or the app's own server seen listening during the load. */
+function listensItself(v: unknown, where: string, at: Loading): AppLoadError | undefined {
+  const say = (how: string) => new AppLoadError('E_APP_LISTENING', `${where} ${how}: ${ADVICE_LISTEN}`);
+  if (v instanceof NetServer && (v.listening || at.watch.find((s) => s === v))) return say('is a server that listens by itself');
+  if (isHapiServer(v) && hapiStarted(v)) return say('is a hapi server the app started itself (server.start())');
+  // Express's app.listen() makes a server with the app as its request listener; Fastify's
+  // listen() listens on fastify.server.
+  const own = (s: NetServer) => (typeof v === 'function' && s.listeners('request').includes(v as never))
+    || (typeof v === 'object' && v !== null && ((v as { server?: unknown }).server === s || (v as { listener?: unknown }).listener === s));
+  const seen = at.watch.find(own);
+  return seen ? say(`is an app the module made listen ${seen.where} itself while it loaded`) : undefined;
+}
+
+async function classify(v: unknown, where: string, at: Loading, allowFactory: boolean): Promise<LoadedApp> {
+  const listening = listensItself(v, where, at);
+  if (listening) throw listening;
+  if (isHapiServer(v)) return hapiApp(v, where);
   if (v !== null && (typeof v === 'object' || typeof v === 'function')) {
     const o = v as Record<string, unknown>;
-    if (typeof o.routing === 'function' && typeof o.ready === 'function') {
-      // Fastify: serve through its router once its plugins are loaded.
-      const fastify = o as { routing: Handler; ready: () => Promise<unknown>; close: () => Promise<unknown>; server?: EventEmitter };
-      return {
-        kind: 'fastify', handler: (req, res) => fastify.routing(req, res), init: () => fastify.ready(), close: () => fastify.close(),
-        // Plugins (@fastify/websocket) listen for upgrades on Fastify's own server, which never
-        // listens: corral's servers hand theirs on to it, as Fastify does from its secondary servers.
-        upgrade: () => {
-          const own = fastify.server;
-          if (!own || own.listenerCount('upgrade') === 0) return undefined;
-          return (req, socket, head) => own.emit('upgrade', req, socket, head);
-        },
-      };
-    }
+    if (typeof o.routing === 'function' && typeof o.ready === 'function') return fastifyApp(o);
     if (typeof o.callback === 'function' && typeof o.use === 'function' && typeof v === 'object') {
       return { kind: 'koa', handler: (o.callback as () => Handler).call(o) };
     }
@@ -153,21 +173,25 @@ async function classify(v: unknown, where: string, allowFactory: boolean): Promi
     if (fn.length >= 2) return { kind: 'handler', handler: fn as Handler };
     if (fn.length === 1) return { kind: 'fetch', handler: fetchHandler(fn as FetchFn) };
     if (allowFactory) {
-      let made: unknown;
-      try {
-        made = await fn();
-      } catch (err) {
-        throw new AppLoadError(`app factory ${where} threw: ${oneLine(err)}`, err);
-      }
-      return classify(made, `the value returned by ${where}`, false);
+      const result = await made(fn, `app factory ${where}`);
+      return classify(result, `${where} is a factory whose result`, at, false);
     }
   }
-  throw new AppLoadError(`${where} is ${describe(v)}; expected ${SHAPES}`);
+  const near = nearestShape(v, at.path);
+  throw new AppLoadError('E_APP_SHAPE', `${where} is ${describeValue(v)}; corral serves ${SHAPES}${near ? `; ${near}` : ''}`);
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'function') return `a function with ${v.length} parameters`;
-  if (typeof v === 'object') return 'an object without fetch(), callback() or routing()';
-  return `a ${typeof v}`;
+function fastifyApp(o: Record<string, unknown>): LoadedApp {
+  // Fastify: serve through its router once its plugins are loaded.
+  const fastify = o as { routing: Handler; ready: () => Promise<unknown>; close: () => Promise<unknown>; server?: EventEmitter };
+  return {
+    kind: 'fastify', handler: (req, res) => fastify.routing(req, res), init: () => fastify.ready(), close: () => fastify.close(),
+    // Plugins (@fastify/websocket) listen for upgrades on Fastify's own server, which never
+    // listens: corral's servers hand theirs on to it, as Fastify does from its secondary servers.
+    upgrade: () => {
+      const own = fastify.server;
+      if (!own || own.listenerCount('upgrade') === 0) return undefined;
+      return (req, socket, head) => own.emit('upgrade', req, socket, head);
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestId } from './request-id.js';
 import type { Logger } from '../logging/logger.js';
-import type { Handler } from './app-loader.js';
+import type { Handler } from './app-shape.js';
 import { connectionOf } from './connection.js';
 import type { ConnectionTracker } from './connections.js';
 import type { RequestLog } from './request-log.js';

@@ -8,7 +8,7 @@ import type { Logger } from '../logging/logger.js';
 import { dropUntrusted, sentHeaders, type ProxyTrust } from '../proxies/forwarded.js';
 import { traceLogFields } from '../logging/trace-context.js';
 import type { AccessBatch } from './access-log.js';
-import type { UpgradeHandler } from './app-loader.js';
+import type { UpgradeHandler } from './app-shape.js';
 import { clientErrorListener } from './client-errors.js';
 import { accept, connectionOf, setProxySource } from './connection.js';
 import type { ConnectionTracker } from './connections.js';

@@ -11,7 +11,8 @@ import { lazyLogger } from '../logging/lazy-logger.js';
 import type { Logger } from '../logging/logger.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import type { DrainReason, MasterMessage, RetireReason, WorkerMessage, WorkerSpec } from '../ipc/messages.js';
-import { AppLoadError, loadApp, parseAppRef, type LoadedApp } from './app-loader.js';
+import { loadApp, parseAppRef } from './app-loader.js';
+import { AppLoadError, type LoadedApp } from './app-shape.js';
 import { ConnectionTracker } from './connections.js';
 import { RequestHandler } from './request-handler.js';
 import { AccessBatch } from './access-log.js';
@@ -28,6 +29,8 @@ import type { WorkerHooks } from './hooks.js';
 const CONNS_REPORT_MS = 50;
 /** How long the last heartbeat may take to be written at exit (the master may be gone). */
 const LAST_BEAT_MS = 1000;
+/** What an app's own stop (hapi's server.stop()) may take at a fast stop: the master kills after 2 s. */
+const FAST_CLOSE_MS = 1000;
 /** After a cut, how long the cut sockets' close events (and so their access lines) may take. */
 const CUT_SETTLE_MS = 250;
 
@@ -64,6 +67,8 @@ export class Worker {
   private connsTimer: NodeJS.Timeout | undefined;
   private retireAsked = false;
   private cutTimer: NodeJS.Timeout | undefined;
+  /** When a graceful drain must be over (performance.now()), before the master's SIGKILL; set as it starts. */
+  private drainBy: number | undefined;
   /** The master is gone: the exit says so (code 1). */
   private orphaned = false;
   /** The TLS pair the master sent last; `pairArrived` resolves with the first. */
@@ -186,11 +191,9 @@ export class Worker {
     let app: LoadedApp;
     try {
       app = this.app = await loadApp(spec.app, spec.cwd);
+      for (const w of app.warnings ?? []) log.warn(w);
     } catch (err) {
-      const message = err instanceof AppLoadError ? err.message : String((err as Error)?.message ?? err);
-      this.send({ t: 'boot-failed', kind: 'load', message });
-      log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
-      process.exit(WORKER_EXIT.APP_LOAD);
+      this.loadFailed(err);
     }
     const trust = new ProxyTrust(spec.forwarded.allow);
     const requests = new RequestLog({
@@ -225,6 +228,8 @@ export class Worker {
     try {
       await app.init?.({ servers: [...this.servers], signal: this.draining.signal });
     } catch (err) {
+      // The adapter found the app cannot be served after all (a hapi server started by the app).
+      if (err instanceof AppLoadError) this.loadFailed(err);
       const message = `app init failed: ${(err as Error)?.message ?? String(err)}`;
       this.send({ t: 'boot-failed', kind: 'init', message });
       log.fatal({ err }, message);
@@ -262,6 +267,15 @@ export class Worker {
       this.log.fatal(message);
       process.exit(WORKER_EXIT.INIT);
     }
+  }
+
+  /** The app cannot be loaded: the master hears why (with the error's code), and the worker exits 4. */
+  private loadFailed(err: unknown): never {
+    const message = err instanceof AppLoadError ? err.message : String((err as Error)?.message ?? err);
+    const code = err instanceof AppLoadError ? err.code : 'E_APP_LOAD';
+    this.send({ t: 'boot-failed', kind: 'load', message, code });
+    this.log.fatal({ stack: err instanceof AppLoadError ? err.detail : (err as Error)?.stack }, message);
+    process.exit(WORKER_EXIT.APP_LOAD);
   }
 
   private listen(server: Server, fd: number): Promise<void> {
@@ -307,6 +321,7 @@ export class Worker {
     // connections at once and races clients that are about to reuse them.
     this.stopAccepting();
     const { gracefulTimeoutMs } = this.spec;
+    this.drainBy = performance.now() + gracefulTimeoutMs - cutMarginMs(gracefulTimeoutMs);
     this.cutTimer = setTimeout(() => void this.cutAtDeadline(), gracefulTimeoutMs - cutMarginMs(gracefulTimeoutMs));
     await Promise.all([this.tracker.drain(), hookDone]);
     clearTimeout(this.cutTimer);
@@ -370,7 +385,8 @@ export class Worker {
     clearInterval(this.heartbeat);
     clearInterval(this.connsTimer);
     try {
-      await this.app?.close?.();
+      // What is left of graceful-timeout (a fast stop leaves about a second before the kill).
+      await this.app?.close?.(this.drainBy === undefined ? FAST_CLOSE_MS : Math.max(0, this.drainBy - performance.now()));
     } catch (err) {
       this.log.error({ err }, 'app close hook failed');
     }

@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Corral } from '../helpers/corral.js';
+import { Corral, runCli } from '../helpers/corral.js';
 import { get } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
@@ -70,5 +70,36 @@ describe('app shapes', () => {
     const exit = await c.waitExit();
     assert.equal(exit.code, 4);
     assert.match(c.output, /has no export 'hndler' \(it exports: .*handler/);
+    assert.match(c.output, /E_APP_EXPORT: .*did you mean \S+named\.cjs:handler\? \(handler is a function with 2 parameters\)/);
+  });
+
+  for (const [file, pattern] of [
+    ['express-listens.mjs', /E_APP_LISTENING: app module \S+express-listens\.mjs: default export is an app the module made listen on 127\.0\.0\.1 \(a random port\) itself while it loaded: corral owns the sockets/],
+    ['keys-object.mjs', /E_APP_SHAPE: app module \S+keys-object\.mjs: default export is an object with keys \[app\(\), port\]; corral serves .*; did you mean \S+keys-object\.mjs:app\? \(its 'app' is a function with 3 parameters\)/],
+    ['no-default.mjs', /E_APP_EXPORT: app module \S+no-default\.mjs has no default export \(it exports: helper, port\); corral serves a \(req, res\) handler/],
+  ] as const) {
+    test(`${file}: exit 4 with a code and a line that says what was found and what to export`, async () => {
+      const port = await freePort();
+      const r = await runCli(['--bind', `127.0.0.1:${port}`, '--workers', '1', app(file)]);
+      assert.equal(r.code, 4, r.output);
+      assert.match(r.output, pattern);
+    });
+  }
+
+  test('an app that also listens on a fixed port itself is served, with a warning that names the port', async () => {
+    const side = await freePort();
+    const { c, port } = await serveOnce(app('koa-listens.mjs'), { SIDE_PORT: String(side) });
+    assert.equal((await get({ port })).body, 'koa');
+    const line = await c.waitForLine(/"level":"warn".*made a server listen/);
+    assert.match(line, new RegExp(`koa-listens\\.mjs made a server listen on 127\\.0\\.0\\.1:${side} itself while it loaded: every worker does the same, and only one can bind it`));
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
+  test('the app named from inside an exported object, as the error suggests, is served', async () => {
+    const { c, port } = await serveOnce(`${app('keys-object.mjs')}:app`);
+    assert.equal((await get({ port })).body, 'hello');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
   });
 });

@@ -110,7 +110,7 @@ describe('serve', () => {
     const port = await freePort();
     const r = await runCli(['--bind', `127.0.0.1:${port}`, app('not-an-app.mjs')]);
     assert.equal(r.code, 4);
-    assert.match(r.output, /is a number; expected a \(req, res\) handler/);
+    assert.match(r.output, /E_APP_SHAPE: .*default export is a number \(42\); corral serves a \(req, res\) handler/);
   });
 
   test('workers that keep failing to boot stop the master with exit 3, not an endless loop', async () => {

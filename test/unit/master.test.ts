@@ -44,6 +44,34 @@ describe('Master driven without processes', { timeout: 20_000 }, () => {
     assert.equal(h.rt.children.length, 2, 'no respawn loop');
   });
 
+  test('exit 4 at start with the code the worker named; a second worker failing on its own is a failed boot too', async () => {
+    const h = await startMaster({ workers: '2' });
+    const [a, b] = h.rt.children;
+    b!.exitOnStop = false; // still loading the same broken app: it fails before it hears the stop
+    a!.say({ t: 'boot-failed', kind: 'load', message: 'app module /x.mjs: default export is a number (42)', code: 'E_APP_SHAPE' });
+    a!.die(4, null);
+    await h.rt.settle();
+    assert.ok(b!.got('stop'), 'the rest of the generation is stopped');
+    b!.say({ t: 'boot-failed', kind: 'load', message: 'app module /x.mjs: default export is a number (42)', code: 'E_APP_SHAPE' });
+    b!.die(4, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.equal((err as CorralError).code, 'E_APP_SHAPE');
+    assert.equal((err as CorralError).exitCode, 4);
+    const exits = h.lines.filter((l) => /\(gen 1 #\d\) /.test(l) && !l.startsWith('spawned'));
+    assert.equal(exits.filter((l) => /failed to boot: exited with code 4 \(app could not be loaded\): app module \/x\.mjs: default export is a number/.test(l)).length, 2, exits.join('\n'));
+    assert.ok(!h.lines.some((l) => /while serving/.test(l)), h.lines.join('\n'));
+    assert.match(h.master.metrics.text(), /corral_worker_exits_total\{reason="crash"\} 2\n/);
+  });
+
+  test('a code a worker names that is not an app-load code is not trusted', async () => {
+    const h = await startMaster({ workers: '1' });
+    h.rt.children[0]!.say({ t: 'boot-failed', kind: 'load', message: 'x', code: 'E_CONFIG_VALUE' });
+    h.rt.children[0]!.die(4, null);
+    await h.rt.settle();
+    assert.equal(((await h.result) as CorralError).code, 'E_APP_LOAD');
+  });
+
   test('exit 4 from the exit code alone, when the boot-failed message was lost', async () => {
     const h = await startMaster();
     h.rt.children[0]!.die(4, null);
@@ -425,7 +453,7 @@ describe('exit cause: the log line and the metric label both come from the cause
     const slow = await handle('booting');
     slow.kill({ kind: 'boot-timeout', seconds: 5 });
     assert.equal(slow.bootFailure?.message, 'not ready within boot-timeout (5 s)');
-    assert.deepEqual(end(slow, null, 'SIGKILL'), { reason: 'timeout', message: `${slow.name} was killed by corral (not ready within boot-timeout (5 s))`, level: 'error' });
+    assert.deepEqual(end(slow, null, 'SIGKILL'), { reason: 'timeout', message: `${slow.name} failed to boot: killed by corral (not ready within boot-timeout (5 s))`, level: 'error' });
     const stuck = await handle();
     stuck.drain(0, { kind: 'scale-down' });
     stuck.kill();
@@ -438,7 +466,7 @@ describe('exit cause: the log line and the metric label both come from the cause
     w.ready(5);
     assert.equal(w.state, 'booting', 'a worker killed while booting never turns ready');
     assert.deepEqual(end(w, null, 'SIGKILL'), {
-      reason: 'crash', message: `${w.name} was killed by corral (asked to be replaced before it was ready (uncaught exception))`, level: 'error',
+      reason: 'crash', message: `${w.name} failed to boot: killed by corral (asked to be replaced before it was ready (uncaught exception))`, level: 'error',
     });
   });
 
@@ -452,7 +480,50 @@ describe('exit cause: the log line and the metric label both come from the cause
     assert.match(end(await handle(), null, 'SIGABRT').message, /heap limit/);
     const boot = await handle('booting');
     boot.bootFailed({ kind: 'init', message: 'app init failed: db down' });
-    assert.deepEqual(end(boot, 3, null), { reason: 'crash', message: `${boot.name} exited with code 3 before it was ready: app init failed: db down`, level: 'error' });
+    assert.deepEqual(end(boot, 3, null), { reason: 'crash', message: `${boot.name} failed to boot: exited with code 3: app init failed: db down`, level: 'error' });
+  });
+
+  test('a worker that was never ready and exits on its own failed to boot, even after it was told to stop', async () => {
+    const cases: Array<[StopCause | undefined, string]> = [
+      [undefined, 'no decision'],
+      [{ kind: 'fast-shutdown' }, 'the rest of a failed start is stopped'],
+      [{ kind: 'reload-failed', gen: 2 }, 'the rest of a failed reload is drained'],
+      [{ kind: 'shutdown', sig: 'SIGQUIT' }, 'a stop while it boots'],
+    ];
+    for (const [cause, what] of cases) {
+      const w = await handle('booting');
+      if (cause?.kind === 'fast-shutdown') w.stopFast(10, cause);
+      else if (cause) w.drain(10, cause);
+      w.bootFailed({ kind: 'load', message: 'app module /x.mjs: default export is a number (42)', code: 'E_APP_SHAPE' });
+      assert.deepEqual(end(w, 4, null), {
+        reason: 'crash', level: 'error',
+        message: `${w.name} failed to boot: exited with code 4 (app could not be loaded): app module /x.mjs: default export is a number (42)`,
+      }, what);
+    }
+    // The worker's own message lost: the exit code says it all, and the line does not repeat itself.
+    const lost = await handle('booting');
+    assert.deepEqual(end(lost, 4, null), { reason: 'crash', message: `${lost.name} failed to boot: exited with code 4 (app could not be loaded)`, level: 'error' });
+    const lostDraining = await handle('booting');
+    lostDraining.drain(10, { kind: 'reload-failed', gen: 2 });
+    assert.equal(end(lostDraining, 4, null).message, `${lostDraining.name} failed to boot: exited with code 4 (app could not be loaded)`);
+    const died = await handle('booting');
+    assert.match(end(died, null, 'SIGKILL').message, /failed to boot: killed by SIGKILL \(perhaps out of memory/);
+  });
+
+  test('never ready but stopped as told, or killed by corral for a stop: not a failed boot', async () => {
+    const told = await handle('booting');
+    told.stopFast(10, { kind: 'fast-shutdown' });
+    assert.deepEqual(end(told, 0, null), { reason: 'shutdown', message: `${told.name} stopped (fast shutdown)`, level: 'info' });
+    const stuck = await handle('booting');
+    stuck.stopFast(10, { kind: 'fast-shutdown' });
+    stuck.kill();
+    assert.deepEqual(end(stuck, null, 'SIGKILL'), { reason: 'shutdown', message: `${stuck.name} was killed by corral (fast shutdown)`, level: 'warn' });
+  });
+
+  test('a ready worker that exits non-zero while draining: said so, not "while serving; replacing it"', async () => {
+    const w = await handle();
+    w.drain(10, { kind: 'shutdown', sig: 'SIGTERM' });
+    assert.deepEqual(end(w, 1, null), { reason: 'shutdown', message: `${w.name} exited with code 1 while draining (shutdown (SIGTERM))`, level: 'warn' });
   });
 
   test('a lost boot-failed message: exit code 4 alone says the app failed to load', async () => {

@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/logging/logger.js';
 import { AccessBatch } from '../../src/worker/access-log.js';
 import { fetchHandler } from '../../src/worker/fetch-adapter.js';
-import type { UpgradeHandler } from '../../src/worker/app-loader.js';
+import type { UpgradeHandler } from '../../src/worker/app-shape.js';
 import { ConnectionTracker } from '../../src/worker/connections.js';
 import { LongLived } from '../../src/worker/long-lived.js';
 import { RequestHandler } from '../../src/worker/request-handler.js';

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   E_NO_APP: { exit: EXIT.CONFIG, doc: 'No app was given: pass APP[:EXPORT] or set `app` in the config file or CORRAL_APP.' },
   E_APP_LOAD: { exit: EXIT.APP_LOAD, doc: 'The app module cannot be imported, the export is missing, or it is not an app corral knows how to serve.' },
   E_WORKER_BOOT: { exit: EXIT.WORKER_BOOT, doc: 'Workers kept failing to boot (crashed or timed out before ready) at start.' },
+  E_WARMUP: { exit: EXIT.WORKER_BOOT, doc: 'A warm-up request (warmup-requests) did not answer 2xx or 3xx: another status, a handler that threw, a broken connection, or no answer before boot-timeout ran out. The worker failed to boot; at start the master stops (the same answer would come at every retry), at a reload the reload fails and the old workers keep serving.' },
   E_NOTIFY: { exit: EXIT.CONFIG, doc: 'NOTIFY_SOCKET is set but notifications cannot be sent (the sd-notify addon is missing or the socket is unreachable).' },
   E_LOG_PATH: { exit: EXIT.CONFIG, doc: 'A log file or log directory is missing or not writable by the user corral runs as.' },
   E_RELOAD_TARGET: { exit: EXIT.UNEXPECTED, doc: '`corral reload` was given a PID that is not a running corral master (no control socket that PID\'s user owns answers for it), or one it may not signal; nothing was signalled.' },

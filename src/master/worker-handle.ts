@@ -1,4 +1,4 @@
-import type { BusyWith, MasterMessage } from '../ipc/messages.js';
+import type { BootFailureKind, BusyWith, MasterMessage } from '../ipc/messages.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import { drainReason, stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
 import type { Generation } from './generation.js';
@@ -39,7 +39,7 @@ type Overdue = 'kill' | 'boot-timeout' | 'silent';
 
 /** Why a worker could not boot, as it said (or as its exit code or the master's kill says). */
 interface BootFailure {
-  kind: 'load' | 'init' | 'listen';
+  kind: BootFailureKind;
   message: string;
 }
 

@@ -243,6 +243,9 @@ export class Worker {
       log.fatal(message);
       process.exit(WORKER_EXIT.INIT);
     }
+    // What this worker compiled is written before it says ready, for the workers started after
+    // it (the next generation at a reload): a few milliseconds, once.
+    if (this.cache?.on) flushCompileCache();
     this.heartbeat = setInterval(() => this.beat(), spec.heartbeatMs);
     this.beat();
     this.send({ t: 'ready' });
@@ -250,8 +253,6 @@ export class Worker {
     this.connsTimer = setInterval(() => this.reportConns(), CONNS_REPORT_MS);
     this.connsTimer.unref();
     log.debug({ app: app.kind, compile_cache: this.cache }, 'worker ready');
-    // What this worker compiled is written now, for the workers started after it (the next generation).
-    if (this.cache?.on) flushCompileCache();
   }
 
   /**

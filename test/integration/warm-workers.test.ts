@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import * as nodeModule from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +59,27 @@ describe('warm-up requests', () => {
     assert.equal((await c.waitExit()).code, 0);
     const urls = readFileSync(accessLog, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { url: string }).url);
     assert.deepEqual(urls, ['/seen', '/seen'], 'only the clients\' requests are logged');
+  });
+
+  test('with TLS on every listener, they go through the TLS server (the handshake included)', async () => {
+    const dir = tmp();
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore', timeout: 10_000 });
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', '--tls-cert', cert, '--tls-key', key, '--warmup-requests', '/a', app('warmup.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const body = await new Promise<string>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/seen', rejectUnauthorized: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve(text));
+      }).on('error', reject).end();
+    });
+    assert.deepEqual((JSON.parse(body) as Seen).seen, [{ url: '/a', warmup: true, ua: 'corral-warmup' }, { url: '/seen', warmup: false }]);
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
   });
 
   test('a warm-up path that answers 500 fails the start: exit 3, E_WARMUP naming the path and status', async () => {

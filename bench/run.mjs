@@ -57,7 +57,8 @@ function parse(argv) {
   };
   const smoke = values.smoke;
   const only = values.contenders ? values.contenders.split(',').map((s) => s.trim()).filter(Boolean) : null;
-  for (const c of only || []) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender '${c}'`);
+  // corral-*: a scenario's own variants of corral (warm: corral-cold, corral-cache, corral-warmup).
+  for (const c of only || []) if (!CONTENDERS.includes(c) && !c.startsWith('corral-')) throw new Error(`unknown contender '${c}'`);
   return {
     scenarios: name === 'all' ? SCENARIOS : [name],
     smoke,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { CorralError } from '../../src/errors.js';
+import { startMaster } from '../helpers/fake-runtime.js';
 import type { Listener } from '../../src/listeners/acquire.js';
 import { compileCacheDir, workerSpec, type SpawnContext } from '../../src/master/spawn.js';
 import { cacheDirProblem } from '../../src/worker/compile-cache.js';
@@ -141,5 +142,21 @@ describe('warm-up requests through a server that does not listen', () => {
     });
     await assert.rejects(warmUp(server, false, { paths: ['/ok', '/hang'], count: 1, budgetMs: 300 }), /warm-up request GET \/hang did not answer within the 0\.3 s boot-timeout left/);
     assert.deepEqual(seen, ['GET /ok 1', 'GET /hang 1']);
+  });
+});
+
+describe('the master and a failed warm-up', () => {
+  test('at start: exit 3 with E_WARMUP at once, its message as the worker said it, no retry', async () => {
+    const h = await startMaster({ workers: '2' });
+    const [a] = h.rt.children;
+    a!.say({ t: 'boot-failed', kind: 'warmup', message: 'warm-up request GET /healthz answered 503' });
+    a!.die(3, null);
+    await h.rt.settle();
+    const err = await h.result;
+    assert.ok(err instanceof CorralError);
+    assert.equal(err.code, 'E_WARMUP');
+    assert.equal(err.exitCode, 3);
+    assert.equal(err.message, 'warm-up request GET /healthz answered 503');
+    assert.equal(h.rt.children.length, 2, 'no respawn');
   });
 });

@@ -15,8 +15,6 @@ import { Master } from '../master/master.js';
 import { warnIfPid1 } from '../master/pid1.js';
 import { realRuntime, type MasterRuntime } from '../master/runtime.js';
 import { accessContext, spawnWorker } from '../master/spawn.js';
-import { checkLaunchable } from './early-start.js';
-export { checkLaunchable, openLogs } from './early-start.js';
 import { metricsAddress, type MetricsServer } from '../metrics/server.js';
 import { enableOptimizer } from '../startup-tiering.js';
 import { Notifier } from '../systemd/notify.js';
@@ -26,6 +24,9 @@ import type { MasterLogs } from '../master/master-logs.js';
 import type { EarlyWorkers } from '../master/early-workers.js';
 import { markTls, TlsKeeper } from '../tls/keeper.js';
 import { tlsFiles } from '../tls/pair.js';
+import { checkLaunchable } from './early-start.js';
+
+export { checkLaunchable, openLogs } from './early-start.js';
 
 export interface StartOptions {
   /** The configuration at start. */

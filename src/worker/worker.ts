@@ -62,7 +62,9 @@ export class Worker {
   private heartbeat: NodeJS.Timeout | undefined;
   private connsTimer: NodeJS.Timeout | undefined;
   private retireAsked = false;
-  /** Requests served to itself before listening (warmup-requests): not clients', so not counted for max-requests. */
+  /** True while it serves itself its warm-up requests (warmup-requests), before it listens. */
+  private warmingUp = false;
+  /** How many those were: not clients' requests, so not counted for max-requests. */
   private warmupServed = 0;
   private cutTimer: NodeJS.Timeout | undefined;
   /** The master is gone: the exit says so (code 1). */
@@ -205,7 +207,8 @@ export class Worker {
     const handler = new RequestHandler({
       app: app.handler, tracker: this.tracker, log, requests,
       onCount: (served) => {
-        if (spec.maxRequests > 0 && served - this.warmupServed >= spec.maxRequests) this.retire('max-requests');
+        if (this.warmingUp) this.warmupServed = served;
+        else if (spec.maxRequests > 0 && served - this.warmupServed >= spec.maxRequests) this.retire('max-requests');
       },
     });
     this.longLived.wire(requests, () => handler.countUpgrade());
@@ -265,9 +268,11 @@ export class Worker {
     const target = plan && warmupServer(this.servers, this.spec.listeners);
     if (!plan || !target) return;
     requests.muted = true;
+    this.warmingUp = true;
     const startedAt = performance.now();
+    let served = 0;
     try {
-      this.warmupServed = await warmUp(target.server, target.tls, { paths: plan.paths, count: plan.count, budgetMs: warmupBudgetMs(plan.bootTimeoutMs, startedAt) });
+      served = await warmUp(target.server, target.tls, { paths: plan.paths, count: plan.count, budgetMs: warmupBudgetMs(plan.bootTimeoutMs, startedAt) });
     } catch (err) {
       const message = err instanceof WarmupError ? err.message : `warm-up failed: ${(err as Error)?.message ?? String(err)}`;
       this.send({ t: 'boot-failed', kind: 'warmup', message });
@@ -275,8 +280,9 @@ export class Worker {
       process.exit(WORKER_EXIT.INIT);
     } finally {
       requests.muted = false;
+      this.warmingUp = false;
     }
-    this.log.debug({ requests: this.warmupServed, ms: Math.round(performance.now() - startedAt) }, 'warm-up requests served');
+    this.log.debug({ requests: served, ms: Math.round(performance.now() - startedAt) }, 'warm-up requests served');
   }
 
   private listen(server: Server, fd: number): Promise<void> {

@@ -61,6 +61,25 @@ describe('warm-up requests', () => {
     assert.deepEqual(urls, ['/seen', '/seen'], 'only the clients\' requests are logged');
   });
 
+  test('they do not count towards max-requests: a limit below their number still lets the worker boot and serve that many clients', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', 'off', '--max-requests', '3', '--warmup-requests', '/a', '--warmup-count', '5', app('warmup.mjs')]);
+    started.push(c);
+    await c.waitReady();
+    const first = await seen(port);
+    assert.equal(first.seen.filter((r) => r.warmup).length, 5);
+    for (let i = 0; i < 2; i++) assert.equal((await seen(port)).pid, first.pid, `client request ${i + 2} of 3 on the same worker`);
+    let next = first;
+    for (let i = 0; i < 100 && next.pid === first.pid; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      next = await seen(port);
+    }
+    assert.notEqual(next.pid, first.pid, 'replaced after its 3 clients\' requests');
+    assert.equal(next.seen.filter((r) => r.warmup).length, 5, 'the replacement warmed up too');
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
   test('with TLS on every listener, they go through the TLS server (the handshake included)', async () => {
     const dir = tmp();
     const cert = join(dir, 'cert.pem');

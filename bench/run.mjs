@@ -10,7 +10,7 @@ import { BENCH_DIR, CONTENDERS } from './lib/contenders.mjs';
 import { machineInfo, writeResult, writeMarkdown, targetLine, metricTables } from './lib/report.mjs';
 import { cleanupAll } from './lib/cleanup.mjs';
 
-export const SCENARIOS = ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'dev', 'metrics', 'websocket'];
+export const SCENARIOS = ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'dev', 'metrics', 'websocket', 'warm'];
 
 const USAGE = `usage: node bench/run.mjs <scenario|all> [options]
        node bench/run.mjs report [--out DIR]
@@ -57,7 +57,8 @@ function parse(argv) {
   };
   const smoke = values.smoke;
   const only = values.contenders ? values.contenders.split(',').map((s) => s.trim()).filter(Boolean) : null;
-  for (const c of only || []) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender '${c}'`);
+  // corral-*: a scenario's own variants of corral (warm: corral-cold, corral-cache, corral-warmup).
+  for (const c of only || []) if (!CONTENDERS.includes(c) && !c.startsWith('corral-')) throw new Error(`unknown contender '${c}'`);
   return {
     scenarios: name === 'all' ? SCENARIOS : [name],
     smoke,

@@ -10,24 +10,23 @@ import { ControlServer } from '../control/server.js';
 import { controlSocketPath } from '../control/path.js';
 import { acquireListeners, type Listener } from '../listeners/acquire.js';
 import { parseBind } from '../listeners/bind-spec.js';
-import { checkLogTargets, logTargets, type Target } from '../logging/destinations.js';
-import { ErrorLog } from '../logging/error-log.js';
-import { LogFiles } from '../logging/log-files.js';
 import { createLogger, type Logger } from '../logging/logger.js';
-import { Sink } from '../logging/sink.js';
 import { Master } from '../master/master.js';
 import { warnIfPid1 } from '../master/pid1.js';
 import { realRuntime, type MasterRuntime } from '../master/runtime.js';
-import { accessContext, checkWorkerLaunch, type SpawnContext } from '../master/spawn.js';
-import type { AccessPlan, MasterLogs } from '../master/master-logs.js';
+import { accessContext, spawnWorker } from '../master/spawn.js';
 import { metricsAddress, type MetricsServer } from '../metrics/server.js';
 import { enableOptimizer } from '../startup-tiering.js';
-import { isJournalStream } from '../systemd/journal.js';
 import { Notifier } from '../systemd/notify.js';
 import { workerEnv } from '../systemd/env.js';
 import { corralVersion } from '../version.js';
+import type { MasterLogs } from '../master/master-logs.js';
+import type { EarlyWorkers } from '../master/early-workers.js';
 import { markTls, TlsKeeper } from '../tls/keeper.js';
 import { tlsFiles } from '../tls/pair.js';
+import { checkLaunchable } from './early-start.js';
+
+export { checkLaunchable, openLogs } from './early-start.js';
 
 export interface StartOptions {
   /** The configuration at start. */
@@ -48,27 +47,8 @@ export interface StartOptions {
   onServing?(listeners: Listener[]): void;
   /** Called when a reload has finished, with its result. */
   onReload?(ok: boolean, detail: string): void;
-}
-
-/** Opens the log writers the master alone owns. */
-export async function openLogs(r: Resolution, cwd: string): Promise<MasterLogs> {
-  const cfg = r.config;
-  const targets = logTargets(r, cwd);
-  checkLogTargets(targets, cfg.logDir, cwd);
-  const rotation = { size: cfg.logRotateSize, interval: cfg.logRotateInterval, keep: cfg.logRotateKeep };
-  const errorIntervalMs = cfg.logWriteErrorInterval * 1000;
-  const syslog = (t: Target) => t.kind === 'std' && (cfg.logSyslogPrefix === 'on' || (cfg.logSyslogPrefix === 'auto' && isJournalStream(t.fd)));
-  const errorTarget = targets.error as Exclude<Target, { kind: 'off' }>;
-  const errorSink = new Sink('error log', errorTarget, { rotation, errorIntervalMs });
-  // Workers write access lines themselves; the master only says where.
-  const t = targets.access;
-  const access: AccessPlan | undefined = t.kind === 'off' ? undefined : t.kind === 'file' ? { kind: 'file', files: new LogFiles(t.path, rotation) } : { kind: 'stream', fd: t.fd };
-  const pretty = cfg.logFormat === 'pretty' || (cfg.logFormat === 'auto' && errorTarget.kind === 'std' && process.stderr.isTTY === true);
-  return {
-    errorLog: new ErrorLog(errorSink, { pretty, syslogPrefix: syslog(errorTarget) }),
-    access,
-    accessPrefix: syslog(targets.access) ? '<6>' : '',
-  };
+  /** The listeners, already acquired, and the first generation's workers, already started (early-start.ts). */
+  early?: { listeners: Listener[]; workers: EarlyWorkers | undefined };
 }
 
 /** The settings not left at their defaults, as shown: values only (the env file's variables never appear). */
@@ -88,7 +68,7 @@ export async function startMaster(o: StartOptions): Promise<void> {
   // Takes systemd's sockets and removes LISTEN_* from this process's environment, so the
   // workers' environment, copied from it next, never has them.
   // tls-bind's addresses come after bind's: markTls counts them from the end.
-  const listeners = await acquireListeners([...cfg.bind, ...cfg.tlsBind].map(parseBind), { unixSocketMode: cfg.unixSocketMode });
+  const listeners = o.early?.listeners ?? await acquireListeners([...cfg.bind, ...cfg.tlsBind].map(parseBind), { unixSocketMode: cfg.unixSocketMode });
   const baseEnv = workerEnv(process.env);
   const tls = new TlsKeeper(listeners, log, o.cwd);
   const launchable = (r: Resolution): Resolution => {
@@ -123,7 +103,7 @@ export async function startMaster(o: StartOptions): Promise<void> {
     baseEnv,
     cwd: o.cwd,
     version: corralVersion(),
-    runtime: o.spawn ? { ...realRuntime(o.logs), spawn: o.spawn } : undefined,
+    runtime: runtimeOf(o),
     // Checked before the master sees it: a configuration no worker could start with fails
     // the reload, and the old generation keeps serving.
     reloadConfig: async () => launchable(await o.load()),
@@ -147,13 +127,12 @@ export async function startMaster(o: StartOptions): Promise<void> {
   }
 }
 
-/**
- * Throws E_WORKER_ENV when the kernel would refuse to start a worker of this configuration
- * (see checkWorkerLaunch), naming where an offending variable came from.
- */
-export function checkLaunchable(r: Resolution, listeners: Listener[], baseEnv: NodeJS.ProcessEnv, access: SpawnContext['access'], cwd: string): void {
-  const ctx: SpawnContext = { config: r.config, access, gen: 1, slot: 1, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd };
-  checkWorkerLaunch(ctx, (name) => (name in baseEnv ? 'the environment' : `env file ${r.envFile}`));
+/** The real runtime, whose spawn is dev's (from a warm spare) or takes over the workers started early. */
+function runtimeOf(o: StartOptions): MasterRuntime | undefined {
+  const early = o.early?.workers;
+  if (o.spawn) return { ...realRuntime(o.logs), spawn: o.spawn };
+  if (early) return { ...realRuntime(o.logs), spawn: (ctx) => early.take(ctx, o.logs) ?? spawnWorker(ctx, o.logs) };
+  return undefined;
 }
 
 /** The configuration line: logged with its fields, or printed as text. */

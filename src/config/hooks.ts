@@ -64,7 +64,7 @@ export interface WorkerExitedEvent {
   /** Its state when it exited: `booting` means it never became ready. */
   exitedWhile: 'booting' | 'ready' | 'retiring' | 'draining' | undefined;
   /** Why its boot failed, when it said so. */
-  bootFailure: { kind: 'load' | 'init' | 'listen'; message: string } | undefined;
+  bootFailure: { kind: 'load' | 'init' | 'warmup' | 'listen'; message: string } | undefined;
   /** Exit code, or null when a signal ended it. */
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -240,6 +240,25 @@ export const SETTINGS = {
     default: 0,
     doc: 'Replace a worker whose resident memory (RSS) exceeds this size (e.g. 512M; 0 disables).',
   }),
+  warmupRequests: setting({
+    section: 'Workers',
+    type: list(text('PATH', (s) => (s.startsWith('/') ? undefined : 'must be a path starting with /, such as /healthz'))),
+    default: [],
+    defaultDoc: 'none',
+    doc: 'Paths a new worker requests from itself (GET, through its own servers, with the header `corral-warmup: 1`) after init and before it takes any connection, each warmup-count times, so its first clients meet warm code; repeat or separate with commas. Each must answer 2xx or 3xx within boot-timeout, or the worker failed to boot (E_WARMUP). Not written to the access log, not counted in metrics or max-requests (see docs/warm-workers.md).',
+  }),
+  warmupCount: setting({
+    section: 'Workers',
+    type: integer(1, 10000),
+    default: 1,
+    doc: 'How many times a new worker requests each of warmup-requests, one after the other.',
+  }),
+  compileCache: setting({
+    section: 'Workers',
+    type: text('auto|off|DIR'),
+    default: 'auto',
+    doc: 'Where workers keep Node\'s module compile cache, so a new generation starts from the code its predecessors compiled (Node 22.1 and later; ignored on Node 20): `auto` is compile-cache/ in systemd\'s CACHE_DIRECTORY, STATE_DIRECTORY or RUNTIME_DIRECTORY (the first set), else corral-compile-cache-UID in the temp directory; `off`: none; or a directory (relative paths are from the working directory). See docs/warm-workers.md.',
+  }),
   keepAliveBalance: setting({
     section: 'Workers',
     type: boolean(),

@@ -6,6 +6,7 @@
  * and listen are left to pay. A spare whose master is gone exits.
  */
 import type { WorkerSpec } from '../ipc/messages.js';
+import { enableCompileCache } from '../worker/compile-cache.js';
 
 export type SpareMessage = { t: 'activate'; spec: WorkerSpec; set: Record<string, string>; unset: string[] };
 
@@ -34,7 +35,9 @@ function activate(msg: SpareMessage): void {
   Object.assign(process.env, msg.set);
   void worker.then(({ runWorker }) => {
     process.off('message', onMessage);
-    runWorker(msg.spec);
+    // Before the app is imported: the app's modules come from the cache (corral's were loaded before).
+    const cache = msg.spec.compileCache === undefined ? undefined : enableCompileCache(msg.spec.compileCache);
+    runWorker(msg.spec, cache);
     for (const m of early.splice(0)) process.emit('message', m, undefined);
   });
 }

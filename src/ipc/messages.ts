@@ -36,6 +36,19 @@ export interface WorkerSpec {
     /** Close code at a stop. */
     closeStop: number;
   };
+  /**
+   * The directory of Node's module compile cache (compile-cache), enabled before the app loads
+   * where the Node line has it; absent: off.
+   */
+  compileCache?: string;
+  /** Requests the worker serves itself before it listens (warmup-requests); absent: none. */
+  warmup?: {
+    paths: string[];
+    /** Times each path is requested. */
+    count: number;
+    /** boot-timeout (ms): the warm-up must be over well before the master's kill. */
+    bootTimeoutMs: number;
+  };
   /** Requests after which this worker asks to be replaced (0: never); jitter already added. */
   maxRequests: number;
   logLevel: string;
@@ -143,6 +156,9 @@ export interface WorkerFigures {
 /** Why a worker asks to be replaced: the master turns it into the exit's typed cause. */
 export type RetireReason = 'max-requests' | 'uncaught exception';
 
+/** What failed in a worker's boot: loading the app, its init, a warm-up request, listening. */
+export type BootFailureKind = 'load' | 'init' | 'warmup' | 'listen';
+
 export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'hb'; rss: number; inflight: number; busy?: BusyWith; m?: WorkerFigures }
@@ -150,7 +166,7 @@ export type WorkerMessage =
   /** How many of its open connections have carried more than one request. */
   | { t: 'conns'; kept: number }
   /** `code`: with kind 'load', the errors.ts code of why the app cannot be loaded (E_APP_*). */
-  | { t: 'boot-failed'; kind: 'load' | 'init' | 'listen'; message: string; code?: string }
+  | { t: 'boot-failed'; kind: BootFailureKind; message: string; code?: string }
   /** A worker with TLS listeners asks for the pair to serve (the master answers with `tls`). */
   | { t: 'tls-wanted' };
 

@@ -358,6 +358,8 @@ export class Master {
     const gen = this.pending!;
     if (!this.current) {
       if (w.bootFailure?.kind === 'load') return this.fail(new CorralError(w.bootFailure.code ?? 'E_APP_LOAD', w.bootFailure.message), now);
+      // The app answers its warm-up paths the same way at every retry.
+      if (w.bootFailure?.kind === 'warmup') return this.fail(new CorralError('E_WARMUP', w.bootFailure.message), now);
       // A socket the workers cannot listen on (a passed TCP socket whose connection died looks
       // bound until listen(2) says EINVAL) fails every retry alike: a configuration error,
       // which the unit does not restart, instead of exit 3 and a restart loop.

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/settings.js';
 import { argMax, execBytes, MAX_ARG_STRLEN, sizeText, stringBytes } from '../config/exec-limits.js';
@@ -48,6 +50,27 @@ export function requestLimit(cfg: ResolvedConfig, random = Math.random): number 
   return cfg.maxRequests + Math.floor(random() * (cfg.maxRequestsJitter + 1));
 }
 
+/**
+ * The directory of the workers' module compile cache (compile-cache): `off` none; `auto` one
+ * in the directory systemd made for the service (CacheDirectory=, StateDirectory=,
+ * RuntimeDirectory=: the first set; with several, the first of the list), so it lasts across
+ * reloads and is the app's own, else one per user in the temp directory (the worker refuses
+ * it unless it is its user's own and closed to others: worker/compile-cache.ts).
+ */
+export function compileCacheDir(setting: string, env: NodeJS.ProcessEnv, cwd: string, uid = process.getuid?.() ?? 0): string | undefined {
+  if (setting === 'off') return undefined;
+  if (setting !== 'auto') return resolve(cwd, setting);
+  for (const name of ['CACHE_DIRECTORY', 'STATE_DIRECTORY', 'RUNTIME_DIRECTORY']) {
+    const dir = env[name]?.split(':')[0];
+    if (dir) return join(dir, 'compile-cache');
+  }
+  return join(tmpdir(), `corral-compile-cache-${uid}`);
+}
+
+function compileCacheField(dir: string | undefined): Pick<WorkerSpec, 'compileCache'> {
+  return dir === undefined ? {} : { compileCache: dir };
+}
+
 export function workerSpec(ctx: SpawnContext): WorkerSpec {
   const c = ctx.config;
   const fds = workerFds(ctx.listeners.length);
@@ -77,6 +100,8 @@ export function workerSpec(ctx: SpawnContext): WorkerSpec {
       closeReload: c.websocketCloseReload,
       closeStop: c.websocketCloseStop,
     },
+    ...compileCacheField(compileCacheDir(c.compileCache, ctx.env, ctx.cwd)),
+    ...(c.warmupRequests.length > 0 ? { warmup: { paths: c.warmupRequests, count: c.warmupCount, bootTimeoutMs: Math.round(c.bootTimeout * 1000) } } : {}),
     maxRequests: requestLimit(c),
     logLevel: c.logLevel,
     logs: {

@@ -1,4 +1,4 @@
-import type { BusyWith, MasterMessage } from '../ipc/messages.js';
+import type { BootFailureKind, BusyWith, MasterMessage } from '../ipc/messages.js';
 import type { AppLoadCode } from '../errors.js';
 import { WORKER_EXIT } from '../exit-codes.js';
 import { drainReason, stopText, type ExitedWorker, type RetireCause, type StopCause } from './exit-cause.js';
@@ -40,7 +40,7 @@ type Overdue = 'kill' | 'boot-timeout' | 'silent';
 
 /** Why a worker could not boot, as it said (or as its exit code or the master's kill says). */
 interface BootFailure {
-  kind: 'load' | 'init' | 'listen';
+  kind: BootFailureKind;
   message: string;
   /** With kind 'load': the errors.ts code the worker gave (E_APP_*). */
   code?: AppLoadCode | undefined;

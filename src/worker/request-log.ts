@@ -67,6 +67,11 @@ export class RequestLog {
   /** Absent when the access log is off: the format is compiled only when there is one. */
   private readonly write: ((rec: AccessRecord) => void) | undefined;
   private readonly pid = process.pid;
+  /**
+   * While the worker serves its own warm-up requests (warmup.ts), before it listens: they are
+   * neither written to the access log nor counted, so both speak of clients only.
+   */
+  muted = false;
 
   constructor(private readonly opts: RequestLogOptions, batch: AccessBatch | undefined) {
     if (batch) {
@@ -81,6 +86,7 @@ export class RequestLog {
    * body, answered by corral instead).
    */
   response(res: CorralResponse, status: number, fromApp: boolean): void {
+    if (this.muted) return;
     const { opts } = this;
     const req = res.req;
     const durationMs = performance.now() - res.startedAt;

@@ -24,6 +24,8 @@ import { LongLived } from './long-lived.js';
 import { LineWriter } from '../logging/line-writer.js';
 import { AppMetrics, EventLoopDelay, figures, RequestMetrics } from './metrics.js';
 import type { WorkerHooks } from './hooks.js';
+import { flushCompileCache, type CacheOutcome } from './compile-cache.js';
+import { warmUp, warmupBudgetMs, warmupServer, WarmupError } from './warmup.js';
 
 /** How often a changed count of kept connections is reported (for balancing). */
 const CONNS_REPORT_MS = 50;
@@ -66,6 +68,10 @@ export class Worker {
   private heartbeat: NodeJS.Timeout | undefined;
   private connsTimer: NodeJS.Timeout | undefined;
   private retireAsked = false;
+  /** True while it serves itself its warm-up requests (warmup-requests), before it listens. */
+  private warmingUp = false;
+  /** How many those were: not clients' requests, so not counted for max-requests. */
+  private warmupServed = 0;
   private cutTimer: NodeJS.Timeout | undefined;
   /** When a graceful drain must be over (performance.now()), before the master's SIGKILL; set as it starts. */
   private drainBy: number | undefined;
@@ -75,7 +81,7 @@ export class Worker {
   private pair: TlsMaterial | undefined;
   private pairArrived: ((m: TlsMaterial) => void) | undefined;
 
-  constructor(private readonly spec: WorkerSpec) {
+  constructor(private readonly spec: WorkerSpec, private readonly cache?: CacheOutcome) {
     const name = `${spec.gen}.${spec.slot}`;
     // pino is loaded only if the worker has something to log: it serves sooner without it.
     this.log = lazyLogger({ level: spec.logLevel, base: { pid: process.pid, role: 'worker', worker: name } }, spec.logs.errorFd);
@@ -208,7 +214,8 @@ export class Worker {
     const handler = new RequestHandler({
       app: app.handler, tracker: this.tracker, log, requests,
       onCount: (served) => {
-        if (spec.maxRequests > 0 && served >= spec.maxRequests) this.retire('max-requests');
+        if (this.warmingUp) this.warmupServed = served;
+        else if (spec.maxRequests > 0 && served - this.warmupServed >= spec.maxRequests) this.retire('max-requests');
       },
     });
     this.longLived.wire(requests, () => handler.countUpgrade());
@@ -238,6 +245,8 @@ export class Worker {
     if (this.stopping) return;
     const upgrade = app.upgrade?.();
     if (upgrade) for (const s of this.servers) serveUpgrades(s, upgrade, log);
+    await this.warmUp(requests);
+    if (this.stopping) return;
     try {
       await Promise.all(spec.listeners.map((l, i) => this.listen(this.servers[i]!, l.fd)));
     } catch (err) {
@@ -246,13 +255,43 @@ export class Worker {
       log.fatal(message);
       process.exit(WORKER_EXIT.INIT);
     }
+    // What this worker compiled is written before it says ready, for the workers started after
+    // it (the next generation at a reload): a few milliseconds, once.
+    if (this.cache?.on) flushCompileCache();
     this.heartbeat = setInterval(() => this.beat(), spec.heartbeatMs);
     this.beat();
     this.send({ t: 'ready' });
     this.reportConns();
     this.connsTimer = setInterval(() => this.reportConns(), CONNS_REPORT_MS);
     this.connsTimer.unref();
-    log.debug({ app: app.kind }, 'worker ready');
+    log.debug({ app: app.kind, compile_cache: this.cache }, 'worker ready');
+  }
+
+  /**
+   * The warm-up requests (warmup-requests), served through the first plain listener's server
+   * before any listens; a failure fails the boot (E_WARMUP, exit 3). Their access lines and
+   * counts are left out: the request log is muted meanwhile, and nothing else is served yet.
+   */
+  private async warmUp(requests: RequestLog): Promise<void> {
+    const plan = this.spec.warmup;
+    const target = plan && warmupServer(this.servers, this.spec.listeners);
+    if (!plan || !target) return;
+    requests.muted = true;
+    this.warmingUp = true;
+    const startedAt = performance.now();
+    let served = 0;
+    try {
+      served = await warmUp(target.server, target.tls, { paths: plan.paths, count: plan.count, budgetMs: warmupBudgetMs(plan.bootTimeoutMs, startedAt) });
+    } catch (err) {
+      const message = err instanceof WarmupError ? err.message : `warm-up failed: ${(err as Error)?.message ?? String(err)}`;
+      this.send({ t: 'boot-failed', kind: 'warmup', message });
+      this.log.fatal(message);
+      process.exit(WORKER_EXIT.INIT);
+    } finally {
+      requests.muted = false;
+      this.warmingUp = false;
+    }
+    this.log.debug({ requests: served, ms: Math.round(performance.now() - startedAt) }, 'warm-up requests served');
   }
 
   /** Loads the worker-side hooks and runs workerBoot before the app loads; its failure is a failed boot. */
@@ -419,8 +458,8 @@ export class Worker {
 }
 
 /** Starts this process's worker from the master's spec. */
-export function runWorker(spec: WorkerSpec): Worker {
-  const w = new Worker(spec);
+export function runWorker(spec: WorkerSpec, cache?: CacheOutcome): Worker {
+  const w = new Worker(spec, cache);
   w.start();
   return w;
 }

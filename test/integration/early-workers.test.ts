@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { Listener } from '../../src/listeners/acquire.js';
+import { EarlyWorkers } from '../../src/master/early-workers.js';
+import type { MasterLogs } from '../../src/master/master-logs.js';
+import type { SpawnContext } from '../../src/master/spawn.js';
+import { Corral } from '../helpers/corral.js';
+import { waitHttp } from '../helpers/http.js';
+import { app, ROOT } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
+
+const servers: Server[] = [];
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const s of servers) s.close();
+});
+
+const LOGS = { errorLog: { line() {}, captured() {} }, access: undefined, accessPrefix: '' } as unknown as MasterLogs;
+
+/** A listening socket of this process, passed to the workers as the master's would be. */
+async function listener(): Promise<{ l: Listener; port: number }> {
+  const s = createServer();
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
+  return { l: { fd, label: `127.0.0.1:${port}`, names: [], cleanup() {}, close() {} }, port };
+}
+
+async function base(l: Listener): Promise<Omit<SpawnContext, 'gen' | 'slot'>> {
+  const r = await resolveConfig({ cli: { app: app('hello.mjs'), workers: 1, captureOutput: false }, env: {}, cwd: ROOT });
+  return { config: r.config, access: undefined, listeners: [l], env: { PATH: process.env.PATH }, cwd: ROOT };
+}
+
+describe('workers started before the master', () => {
+  test('taken over for the same slot and spec: what they said before is heard after, in order', async () => {
+    const { l, port } = await listener();
+    const ctx = await base(l);
+    const early = new EarlyWorkers(ctx, 1);
+    await waitHttp(port);
+    // The worker listened, then said ready: give its message time to arrive unheard.
+    await new Promise((r) => setTimeout(r, 300));
+    const child = early.take({ ...ctx, gen: 1, slot: 1 }, LOGS)!;
+    assert.ok(child, 'taken');
+    children.push(child);
+    const heard: string[] = [];
+    child.on('message', (m: { t: string }) => heard.push(m.t));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(heard.slice(0, 2), ['hb', 'ready'], 'the first heartbeat, then ready, as the worker sent them');
+    assert.equal(early.take({ ...ctx, gen: 1, slot: 1 }, LOGS), undefined, 'taken once');
+    child.kill('SIGKILL');
+  });
+
+  test('one started differently from what the master would start is killed, not taken; those never taken are killed by discard', async () => {
+    const { l } = await listener();
+    const ctx = await base(l);
+    const early = new EarlyWorkers(ctx, 2);
+    const other = await resolveConfig({ cli: { app: app('hello.mjs'), workers: 1, timeout: 5 }, env: {}, cwd: ROOT });
+    assert.equal(early.take({ ...ctx, config: other.config, gen: 1, slot: 1 }, LOGS), undefined);
+    assert.equal(early.take({ ...ctx, gen: 2, slot: 2 }, LOGS), undefined, 'only generation 1 is started early');
+    early.discard();
+  });
+
+  test('a start that fails after they were started leaves no worker behind: exit 78, the process group empty', async () => {
+    const port = await freePort();
+    const busy = createServer();
+    servers.push(busy);
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const metricsPort = (busy.address() as { port: number }).port;
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', '--metrics-bind', `127.0.0.1:${metricsPort}`, app('hello.mjs')]);
+    try {
+      const exit = await c.waitExit();
+      assert.equal(exit.code, 78, c.output);
+      assert.match(c.output, /E_BIND_IN_USE/);
+      // The master started the workers in its own process group: none may be left in it.
+      let left = '';
+      for (let i = 0; i < 40; i++) {
+        left = spawnSync('pgrep', ['-g', String(c.pid)]).stdout.toString().trim();
+        if (left === '') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(left, '', 'no process of that server is left');
+    } finally {
+      c.kill();
+    }
+  });
+});

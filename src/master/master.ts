@@ -607,7 +607,7 @@ export class Master {
     for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
     if (this.d.logs.access?.kind === 'file') next = Math.min(next, Math.max(now + 1, this.d.logs.access.files.nextCheckAt()));
     for (const gen of [this.current, this.pending]) if (gen) next = Math.min(next, gen.nextRespawnAt(now));
-    next = Math.min(next, Math.max(now + 1, this.scaler.nextAt(this.current)));
+    next = Math.min(next, this.scaler.nextAt(this.current, now));
     return next;
   }
 

@@ -80,9 +80,14 @@ export class Scaler {
     private readonly figuresOf: (w: WorkerHandle) => WorkerFigures | undefined,
   ) {}
 
-  /** When the master loop must run next for a sample (Infinity for a fixed count). */
-  nextAt(gen: Generation | undefined): number {
-    return gen && gen.min < gen.max ? this.nextSample : Infinity;
+  /**
+   * When the master loop must run next for a sample (Infinity for a fixed count). A sample
+   * that is due but was not taken (a reload under way, a stop) is looked at again a period
+   * later, so the loop never spins on it.
+   */
+  nextAt(gen: Generation | undefined, now: number): number {
+    if (!gen || gen.min === gen.max) return Infinity;
+    return this.nextSample > now ? this.nextSample : now + SAMPLE_MS;
   }
 
   /** A sample, when one is due, and its decision applied; `workers`: the generation's live workers. */
@@ -130,8 +135,8 @@ export class Scaler {
     const s = this.state;
     const r = this.rules(gen);
     let why: string;
-    if (s.pressureSince !== undefined) why = `load above the workers (${s.pressure}) for ${((now - s.pressureSince) / 1000).toFixed(1)} s of ${r.upWindowMs / 1000} s`;
-    else if (s.held) why = `held: ${s.held === 'max' ? 'at the maximum' : 'the memory limit holds no more'}`;
+    if (s.held) why = `load above the workers (${s.pressure}), but ${s.held === 'max' ? 'the maximum is reached' : 'the memory limit holds no more'}`;
+    else if (s.pressureSince !== undefined) why = `load above the workers (${s.pressure}) for ${((now - s.pressureSince) / 1000).toFixed(1)} s of ${r.upWindowMs / 1000} s`;
     else if (s.idleSince !== undefined) why = `one fewer would do for ${((now - s.idleSince) / 1000).toFixed(0)} s of ${r.idleMs / 1000} s`;
     else why = gen.target === gen.min ? 'at the minimum' : 'the load needs them';
     return `${count} in ${showRange(gen)}: ${why}${this.last ? `; last change: ${this.last}` : ''}`;

@@ -155,6 +155,20 @@ describe('a range of workers on the fake runtime', { timeout: 20_000 }, () => {
     assert.ok(h.lines.includes('reload #1: starting generation 2 (3 workers)'));
   });
 
+  test('while a reload is under way the count holds, and the loop does not spin on the sample it skips', async () => {
+    const h = await scaled('1..3');
+    h.rt.signal('SIGHUP');
+    await h.rt.settle();
+    const ticks = h.notes.length;
+    for (let t = 0; t < 5000; t += 500) {
+      for (const c of h.rt.alive(1)) c.say({ t: 'hb', rss: 60 * MiB, inflight: 0, m: { requests: 0, eld: 0.001, elu: 1 } });
+      await h.rt.advance(500);
+    }
+    assert.equal(h.rt.alive(2).length, 1, 'generation 2 still boots');
+    assert.ok(h.notes.length - ticks < 60, `${h.notes.length - ticks} loop turns in 5 s`);
+    assert.equal(decisions(h, 'up', 'busy'), 0, 'no decision while generation 2 boots');
+  });
+
   test('`corral status` says why the count is what it is', async () => {
     const h = await scaled('1..3');
     assert.match(h.master.metrics.status().master.scaling ?? '', /^1 worker\(s\) in 1\.\.3: at the minimum$/);

@@ -51,11 +51,11 @@ export interface Rules {
 }
 
 /** Event-loop delay (seconds, p99) that counts as pressure when the loops are half busy. */
-export const DELAY_BOUND_S = 0.1;
+const DELAY_BOUND_S = 0.1;
 /** Share of the cgroup's memory limit left free for what RSS does not show (page cache, a reload's overlap). */
 const MEMORY_HEADROOM = 0.1;
 
-export type UpReason = 'queue' | 'busy' | 'delay';
+type UpReason = 'queue' | 'busy' | 'delay';
 export type DecisionReason = UpReason | 'idle' | 'ttin' | 'ttou';
 /** A scale-up the range or the memory limit refused, said once per episode. */
 export type HoldReason = 'max' | 'memory';
@@ -87,7 +87,7 @@ const pct = (x: number) => `${Math.round(x * 100)} %`;
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** What outgrows the workers in this observation, with the figure that says so, if anything. */
-export function pressureOf(o: Observation, r: Rules): { reason: UpReason; figure: string } | undefined {
+function pressureOf(o: Observation, r: Rules): { reason: UpReason; figure: string } | undefined {
   if (o.queued !== undefined && o.queued > 0) return { reason: 'queue', figure: `${o.queued} connection(s) waiting in the accept queue` };
   const u = mean(o.utilization);
   if (o.utilization.length > 0 && u >= r.busy) return { reason: 'busy', figure: `event loops ${pct(u)} busy (bound ${pct(r.busy)})` };

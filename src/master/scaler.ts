@@ -9,13 +9,13 @@
  */
 import type { WorkerFigures } from '../ipc/messages.js';
 import { cgroupMemoryLimit } from '../config/memory.js';
-import { showRange } from '../config/worker-range.js';
+import { showRange, type WorkerRange } from '../config/worker-range.js';
 import { decide, initialState, type Decision, type DecisionReason, type HoldReason, type Observation, type Rules, type ScalingState } from './autoscale.js';
 import type { Generation } from './generation.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /** How often the load is looked at (ms): heartbeats come every second at most, the accept queue is read here. */
-export const SAMPLE_MS = 500;
+const SAMPLE_MS = 500;
 
 /** What the scaler reads of the world besides the workers: faked in unit tests. */
 export interface ScalingProbe {
@@ -46,13 +46,13 @@ export function realProbe(queues: () => ReadonlyMap<string, { length: number }>)
 type Direction = 'up' | 'down' | 'held';
 
 /** Every series of corral_scaling_decisions_total, in exposition order. */
-export const DECISION_SERIES: ReadonlyArray<readonly [Direction, DecisionReason | HoldReason]> = [
+const DECISION_SERIES: ReadonlyArray<readonly [Direction, DecisionReason | HoldReason]> = [
   ['up', 'queue'], ['up', 'busy'], ['up', 'delay'], ['up', 'ttin'],
   ['down', 'idle'], ['down', 'ttou'],
   ['held', 'max'], ['held', 'memory'],
 ];
 
-export interface ScalingFigures {
+interface ScalingFigures {
   min: number;
   max: number;
   decisions: ReadonlyArray<{ direction: Direction; reason: string; count: number }>;
@@ -119,7 +119,7 @@ export class Scaler {
     if (by < 0) for (const w of workers) if (w.slot > gen.target) w.drain(now, { kind: 'scale-down', by: 'ttou' });
   }
 
-  figures(gen: Generation | undefined, fallback: { min: number; max: number }): ScalingFigures {
+  figures(gen: Generation | undefined, fallback: WorkerRange): ScalingFigures {
     return {
       min: gen?.min ?? fallback.min,
       max: gen?.max ?? fallback.max,

@@ -168,7 +168,8 @@ async function once(ctx, c, phases) {
 }
 
 export default async function scaling(ctx) {
-  const phases = ctx.smoke ? { quietS: 2, burstS: 4, afterS: 4, steadyAfterS: 2 } : { quietS: 20, burstS: 30, afterS: 70, steadyAfterS: 10 };
+  // The burst lasts 3 x --duration (default 10: 30 s); the quiet periods stay as they are.
+  const phases = ctx.smoke ? { quietS: 2, burstS: 4, afterS: 4, steadyAfterS: 2 } : { quietS: 20, burstS: 3 * ctx.durationS, afterS: 70, steadyAfterS: 10 };
   const running = new Map();
   let samples = {};
   try {
@@ -185,11 +186,11 @@ export default async function scaling(ctx) {
   } finally {
     for (const c of running.values()) await c.stop().catch((err) => ctx.fail(`${c.name} failed to stop: ${err.message}`));
   }
-  const p99 = metric('burst p99 latency', samples, { unit: 'ms', higherIsBetter: false, get: (s) => s.p99Ms });
+  const p99 = metric(`burst p99 latency (${phases.burstS} s burst)`, samples, { unit: 'ms', higherIsBetter: false, get: (s) => s.p99Ms });
   const steady = metric(`burst p99 after its first ${phases.steadyAfterS} s (a probe client beside wrk)`, samples, { unit: 'ms', higherIsBetter: false, get: (s) => s.steadyP99Ms });
   const p50 = metric('burst median latency', samples, { unit: 'ms', higherIsBetter: false, get: (s) => s.p50Ms });
   const rps = metric('burst throughput', samples, { unit: 'req/s', get: (s) => s.rps });
-  const rss = metric('mean RSS over the run, master + workers', samples, { unit: 'MiB', higherIsBetter: false, get: (s) => s.rssMiB });
+  const rss = metric(`mean RSS over the run (${phases.quietS + phases.burstS + phases.afterS} s), master + workers`, samples, { unit: 'MiB', higherIsBetter: false, get: (s) => s.rssMiB });
   const failed = metric('requests failed over the run', samples, { unit: 'requests', higherIsBetter: false, get: (s) => s.failed });
   const range = Object.fromEntries(Object.entries(samples).filter(([n]) => n === 'corral'));
   const first = metric('burst start to the first extra worker serving', range, { unit: 'ms', higherIsBetter: false, get: (s) => s.firstExtraMs });

@@ -10,7 +10,7 @@ import { BENCH_DIR, CONTENDERS } from './lib/contenders.mjs';
 import { machineInfo, writeResult, writeMarkdown, targetLine, metricTables } from './lib/report.mjs';
 import { cleanupAll } from './lib/cleanup.mjs';
 
-export const SCENARIOS = ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'dev', 'metrics', 'websocket', 'warm'];
+export const SCENARIOS = ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'dev', 'metrics', 'websocket', 'warm', 'scaling'];
 
 const USAGE = `usage: node bench/run.mjs <scenario|all> [options]
        node bench/run.mjs report [--out DIR]

@@ -8,6 +8,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { resolveAppConfig, type Resolution } from '../config/resolve.js';
 import type { SettingName } from '../config/settings.js';
+import { fixed } from '../config/worker-range.js';
 import { CorralError } from '../errors.js';
 import { logTargets } from '../logging/destinations.js';
 import { withTerminalAccessFormat } from '../logging/terminal-access.js';
@@ -39,7 +40,7 @@ function ms(value: string | undefined, dflt: number, flag: string, min: number):
 function devDefaults(r: Resolution, cwd: string): Resolution {
   const c = r.config;
   const unset = (n: SettingName) => r.sources[n].layer === 'default';
-  if (unset('workers')) c.workers = 1;
+  if (unset('workers')) c.workers = fixed(1);
   // The master's routine lines (spawned, drained, reload #n) are replaced by the terminal's.
   if (unset('logLevel')) c.logLevel = 'warn';
   if (unset('logFormat')) c.logFormat = 'pretty';

@@ -60,7 +60,7 @@ export async function startEarly(r: Resolution, logs: MasterLogs, cwd: string): 
     const baseEnv = workerEnv(process.env);
     const access = accessContext(logs);
     checkLaunchable(r, listeners, baseEnv, access, cwd);
-    const workers = new EarlyWorkers({ config: cfg, access, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd }, cfg.workers);
+    const workers = new EarlyWorkers({ config: cfg, access, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd }, cfg.workers.min);
     return { listeners, workers };
   } catch (err) {
     for (const l of listeners) l.cleanup();

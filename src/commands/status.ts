@@ -67,15 +67,17 @@ export function renderStatus(st: StatusDoc): string {
   const m = st.master;
   const out = [
     `master ${m.pid}: ${m.phase}, up ${duration(m.uptimeS)}, generation ${m.generation}, ${m.workersDesired} worker(s) wanted, ${m.requests} request(s) served`,
+    ...(m.scaling !== undefined ? [`scaling: ${m.scaling}`] : []),
     `last reload: ${m.lastReload}`,
     '',
     table(['listener', 'accept queue', 'limit'], st.listeners.map((l) => [l.label, l.queue === null ? 'n/a' : String(l.queue), l.limit === null ? 'n/a' : String(l.limit)])),
     '',
     table(
-      ['slot', 'pid', 'gen', 'state', 'uptime', 'requests', 'in flight', 'ws', 'sse', 'rss', 'loop delay', 'last check-in'],
+      ['slot', 'pid', 'gen', 'state', 'uptime', 'requests', 'in flight', 'ws', 'sse', 'rss', 'loop delay', 'loop busy', 'last check-in'],
       st.workers.map((w) => [
         String(w.slot), String(w.pid), String(w.generation), w.state, duration(w.uptimeS), String(w.requests), String(w.inflight),
-        maybe(w.websockets), maybe(w.streams), mib(w.rssBytes), w.eventLoopDelayS === null ? '-' : `${(w.eventLoopDelayS * 1000).toFixed(1)} ms`, `${duration(w.lastCheckinS)} ago`,
+        maybe(w.websockets), maybe(w.streams), mib(w.rssBytes), w.eventLoopDelayS === null ? '-' : `${(w.eventLoopDelayS * 1000).toFixed(1)} ms`,
+        w.loopBusy === undefined ? '-' : `${Math.round(w.loopBusy * 100)} %`, `${duration(w.lastCheckinS)} ago`,
       ]),
     ),
   ];

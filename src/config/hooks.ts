@@ -21,7 +21,7 @@ export interface MasterStartedEvent {
   pid: number;
   /** The listeners, as `corral status` names them (`0.0.0.0:8000`, `unix:/run/app.sock`, ...). */
   listeners: string[];
-  /** How many workers the first generation will have. */
+  /** How many workers the first generation will have (with a range of workers, its minimum). */
   workers: number;
   /** The config file these hooks came from. */
   configFile: string;

@@ -80,8 +80,12 @@ export function memoryWarning(limit: MemoryLimit | undefined, workers: number, m
   return `${limit.file} is ${mib(limit.bytes)} but ${workers} worker${workers === 1 ? '' : 's'} need about ${mib(f.total)} (${each}): ${fix}, or the kernel will kill workers when memory runs out (see docs/deployment.md#containers)`;
 }
 
-/** Logs the memory warning, if any, as a warning of the master's error log. */
-export function warnIfMemoryTight(log: { warn(msg: string): void }, cfg: { workers: number; maxMemory: number }, read: ReadFile = readOrUndefined): void {
-  const warning = memoryWarning(cgroupMemoryLimit(read), cfg.workers, cfg.maxMemory);
+/**
+ * Logs the memory warning, if any, as a warning of the master's error log. A range of
+ * workers is checked at its minimum (what starts): above it, the master adds workers only
+ * while the limit holds them at the RSS it measures (master/autoscale.ts).
+ */
+export function warnIfMemoryTight(log: { warn(msg: string): void }, cfg: { workers: { min: number }; maxMemory: number }, read: ReadFile = readOrUndefined): void {
+  const warning = memoryWarning(cgroupMemoryLimit(read), cfg.workers.min, cfg.maxMemory);
   if (warning) log.warn(warning);
 }

@@ -7,6 +7,7 @@ import { compile as compileTrust } from 'proxy-addr';
 import { parseBind } from '../listeners/bind-spec.js';
 import { usableCpus } from './cpus.js';
 import type { CorralHooks } from './hooks.js';
+import { fixed, workerRange } from './worker-range.js';
 import { compileAccessFormat } from '../logging/access-format.js';
 import { nodeOptionsProblem } from './node-options.js';
 import { LOG_LEVEL_CHOICES } from '../logging/levels.js';
@@ -167,12 +168,30 @@ export const SETTINGS = {
   }),
   workers: setting({
     section: 'Workers',
-    type: integer(1, 1024),
-    default: usableCpus,
+    type: workerRange(),
+    default: () => fixed(usableCpus()),
     defaultDoc: 'usable CPUs (affinity and cgroup quota honoured)',
     short: 'w',
-    doc: 'Number of worker processes.',
+    doc: 'Number of worker processes, or a range MIN..MAX (`2..8`; in a config file also `{ min: 2, max: 8 }`): the master then adds workers when the load outgrows them and retires them when it is quiet (see docs/scaling.md).',
     envAliases: [{ name: 'WEB_CONCURRENCY' }],
+  }),
+  scaleUpWindow: setting({
+    section: 'Workers',
+    type: seconds(0.1, { max: 3600 }),
+    default: 2,
+    doc: 'With a range of workers: how long the load must stay above what the workers handle (connections waiting in the accept queue, or event loops busy beyond scale-up-busy) before a worker is added; a shorter spike adds none.',
+  }),
+  scaleUpBusy: setting({
+    section: 'Workers',
+    type: integer(10, 100),
+    default: 80,
+    doc: 'With a range of workers: the mean event-loop utilization (percent of the time the workers\' event loops are busy) above which the load counts as outgrowing them.',
+  }),
+  scaleIdleTimeout: setting({
+    section: 'Workers',
+    type: seconds(1, { max: 86_400 }),
+    default: 30,
+    doc: 'With a range of workers: how long one worker fewer must have been enough (the load fits in the others at half of scale-up-busy) before one is drained, politely, down to the minimum; again after each change.',
   }),
   timeout: setting({
     section: 'Workers',

@@ -48,19 +48,21 @@ export function parseControlLine(line: string): ServerMessage {
 }
 
 /** `number?`: a field newer masters send; absent in an older master's answer, and left absent. */
-type Kind = 'number' | 'string' | 'number|null' | 'number?';
+type Kind = 'number' | 'string' | 'number|null' | 'number?' | 'string?';
 
 const MASTER: Record<keyof StatusDoc['master'], Kind> = {
   pid: 'number', uptimeS: 'number', phase: 'string', generation: 'number', workersDesired: 'number', lastReload: 'string', requests: 'number',
+  workersMin: 'number?', workersMax: 'number?', scaling: 'string?',
 };
 const LISTENER: Record<keyof StatusDoc['listeners'][number], Kind> = { label: 'string', queue: 'number|null', limit: 'number|null' };
 const WORKER: Record<keyof StatusDoc['workers'][number], Kind> = {
   slot: 'number', pid: 'number', generation: 'number', state: 'string', uptimeS: 'number', requests: 'number', inflight: 'number',
-  rssBytes: 'number', eventLoopDelayS: 'number|null', lastCheckinS: 'number', websockets: 'number?', streams: 'number?',
+  rssBytes: 'number', eventLoopDelayS: 'number|null', lastCheckinS: 'number', websockets: 'number?', streams: 'number?', loopBusy: 'number?',
 };
 
 function fits(v: unknown, kind: Kind): boolean {
   if (kind === 'string') return typeof v === 'string';
+  if (kind === 'string?') return typeof v === 'string' || v === undefined;
   return (typeof v === 'number' && Number.isFinite(v)) || (kind === 'number|null' && v === null) || (kind === 'number?' && v === undefined);
 }
 
@@ -70,7 +72,7 @@ function record<T>(v: unknown, shape: Record<keyof T, Kind>, where: string): T {
   const o = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [key, kind] of Object.entries(shape) as Array<[string, Kind]>) {
-    if (!fits(o[key], kind)) throw new Error(`a malformed status reply: ${where}.${key} is ${key in o ? JSON.stringify(o[key]).slice(0, 40) : 'missing'}, not a ${kind === 'number?' ? 'number (or absent)' : kind}`);
+    if (!fits(o[key], kind)) throw new Error(`a malformed status reply: ${where}.${key} is ${key in o ? JSON.stringify(o[key]).slice(0, 40) : 'missing'}, not a ${kind === 'number?' ? 'number (or absent)' : kind === 'string?' ? 'string (or absent)' : kind}`);
     if (o[key] !== undefined) out[key] = o[key];
   }
   return out as T;

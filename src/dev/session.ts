@@ -117,7 +117,7 @@ export class DevSession {
     this.changedSinceGood.clear();
     term.clearBootError();
     const where = listeners.map((l) => (/^[\d.:[\]a-f]+:\d+$/i.test(l.label) ? `http://${l.label}` : l.label)).join(', ');
-    const n = this.resolution.config.workers;
+    const n = this.resolution.config.workers.min;
     term.ok(`serving ${term.short(this.o.entry)} on ${where} (${n} worker${n === 1 ? '' : 's'}, pid ${process.pid})`);
     term.dim(`watching ${this.watcher.what.map((p) => term.short(p) || '.').join(', ')}${this.o.watchNote}; rs + Enter reloads, Ctrl-C stops`);
     this.react = (files) => this.reload(files);

@@ -140,6 +140,8 @@ export interface WorkerFigures {
   requests: number;
   /** 99th percentile of the event-loop delay over the last interval (seconds). */
   eld: number;
+  /** Share of the last interval its event loop was busy (0..1); absent from an older worker. */
+  elu?: number;
   /** Every series, each time (absent when metrics are off). */
   http?: HttpSeries[];
   /** The app's prom-client metrics, only when they changed (at most every few seconds). */

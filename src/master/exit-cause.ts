@@ -30,8 +30,8 @@ export type StopCause =
   | { kind: 'shutdown'; sig: Sig }
   /** Connections cut: INT, a second TERM during the drain, or a failed start. */
   | { kind: 'fast-shutdown' }
-  /** TTOU: its slot is no longer wanted. */
-  | { kind: 'scale-down' }
+  /** Its slot is no longer wanted: TTOU, or the load fitted in fewer workers (a range of workers). */
+  | { kind: 'scale-down'; by: 'ttou' | 'idle' }
   /** No check-in within timeout: killed. */
   | { kind: 'heartbeat-missed' }
   /** Not ready within boot-timeout (seconds): killed. */
@@ -68,7 +68,7 @@ export function stopText(c: StopCause, retired: RetireCause | undefined): string
     case 'reload-failed': return `generation ${c.gen} failed to boot`;
     case 'shutdown': return `shutdown (${c.sig})`;
     case 'fast-shutdown': return 'fast shutdown';
-    case 'scale-down': return 'TTOU';
+    case 'scale-down': return c.by === 'ttou' ? 'TTOU' : 'scale-down: idle';
     case 'heartbeat-missed': return 'timeout';
     case 'boot-timeout': return `not ready within boot-timeout (${c.seconds} s)`;
     case 'boot-crash': return `asked to be replaced before it was ready (${c.reason})`;

@@ -87,7 +87,7 @@ export class MasterHooks {
   }
 
   masterStarted(r: Resolution, listeners: readonly Listener[]): Promise<void> {
-    return this.run('masterStarted', { pid: process.pid, listeners: listeners.map((l) => l.label), workers: r.config.workers, configFile: r.configFile ?? '' });
+    return this.run('masterStarted', { pid: process.pid, listeners: listeners.map((l) => l.label), workers: r.config.workers.min, configFile: r.configFile ?? '' });
   }
 
   /** `previous`: the generation it replaces and the reload that started it (none at the first start). */

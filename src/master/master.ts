@@ -19,6 +19,8 @@ import { stopBudgetWarning } from './stop-budget.js';
 import { restartOnlyWarnings } from './restart-only.js';
 import { MasterMetrics, type MasterView } from '../metrics/master-metrics.js';
 import { AdapterRelay, isAdapterMessage } from './relay.js';
+import { realProbe, Scaler, type ScalingProbe } from './scaler.js';
+import { showRange } from '../config/worker-range.js';
 import type { TlsKeeper } from '../tls/keeper.js';
 import { MasterHooks, workerExitedEvent, workerHooksSpec, type ReloadOutcome } from './hooks.js';
 
@@ -53,6 +55,8 @@ export interface MasterDeps {
   runtime?: MasterRuntime;
   /** The certificate served on TLS listeners, swapped in place (absent: no TLS). */
   tls?: TlsKeeper;
+  /** What a range of workers scales on besides the heartbeats; defaults to the real accept queues, cgroup and RSS. */
+  scalingProbe?: ScalingProbe;
 }
 
 /**
@@ -91,6 +95,8 @@ export class Master {
   /** The config file's lifecycle hooks, called off the loop (hooks.ts). */
   private readonly hooks: MasterHooks;
   private exiting = false;
+  /** Grows and shrinks a range of workers with the load, and applies TTIN/TTOU (scaler.ts). */
+  private readonly scaler: Scaler;
 
   constructor(private readonly d: MasterDeps) {
     this.rt = d.runtime ?? realRuntime(d.logs);
@@ -99,6 +105,7 @@ export class Master {
     this.metrics = new MasterMetrics(() => this.view(), { version: d.version ?? 'unknown', node: process.version });
     this.metrics.masterStarted(this.lastTickAt);
     this.hooks = new MasterHooks(d.log, this.rt, d.resolution);
+    this.scaler = new Scaler(d.scalingProbe ?? realProbe(() => this.metrics.listenQueues()), d.log, (w) => this.metrics.figures.figuresOf(w));
   }
 
   /** Runs until the master stops; rejects with the error behind exit codes 3 and 4. */
@@ -111,7 +118,7 @@ export class Master {
     this.d.control?.onWatch(() => this.reloadSeq);
     this.d.tls?.start((msg) => this.broadcast(msg));
     const labels = this.d.listeners.map((l) => l.label).join(', ');
-    this.d.log.info({ listeners: labels, workers: this.d.resolution.config.workers, app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
+    this.d.log.info({ listeners: labels, workers: showRange(this.d.resolution.config.workers), app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
     this.checkStopBudget(this.d.resolution);
     this.startFirstGeneration();
     return new Promise((resolve, reject) => {
@@ -157,6 +164,7 @@ export class Master {
     for (const w of this.workers) if (!w.alive) this.handleExit(w, now);
     this.checkWorkers(now);
     this.progressPending(now);
+    this.autoscale(now);
     this.maintain(now);
     this.rotateAccess(now);
     if (this.phase === 'running' && this.current?.config.keepAliveBalance) {
@@ -179,8 +187,8 @@ export class Master {
       case 'SIGTERM': return this.handleQuit(sig, now);
       case 'SIGINT': return this.handleInt(now);
       case 'SIGUSR1': return this.handleUsr1();
-      case 'SIGTTIN': return this.handleTtin();
-      case 'SIGTTOU': return this.handleTtou(now);
+      case 'SIGTTIN': return this.handleTtinTtou(1, now);
+      case 'SIGTTOU': return this.handleTtinTtou(-1, now);
     }
   }
 
@@ -264,18 +272,16 @@ export class Master {
     for (const w of this.workers) w.send(msg);
   }
 
-  private handleTtin(): void {
-    if (this.phase !== 'running' || !this.current) return;
-    this.current.scale(1);
-    this.d.log.info(`TTIN: workers ${this.current.target - 1} -> ${this.current.target}`);
+  /** TTIN (+1) or TTOU (-1): see Scaler.signal. */
+  private handleTtinTtou(by: 1 | -1, now: number): void {
+    if (this.phase === 'running' && this.current) this.scaler.signal(by, now, this.current, this.genWorkers(this.current));
   }
 
-  private handleTtou(now: number): void {
+  /** A range of workers follows the load while one generation serves alone (not during a reload). */
+  private autoscale(now: number): void {
     const gen = this.current;
-    if (this.phase !== 'running' || !gen || gen.target <= 1) return;
-    gen.scale(-1);
-    this.d.log.info(`TTOU: workers ${gen.target + 1} -> ${gen.target}`);
-    for (const w of this.workers) if (w.generation === gen && w.slot > gen.target) w.drain(now, { kind: 'scale-down' });
+    if (this.phase !== 'running' || !gen || this.pending || this.configLoading) return;
+    this.scaler.run(now, gen, this.genWorkers(gen));
   }
 
   private goFast(now: number, why: string): void {
@@ -298,7 +304,8 @@ export class Master {
         for (const line of restartOnlyWarnings(this.d.resolution.config, resolution.config)) this.d.log.warn(line);
         this.d.log.level = resolution.config.logLevel;
         this.checkStopBudget(resolution);
-        this.pending = new Generation(this.nextGenId++, resolution);
+        // The new generation starts with the count serving now, kept within its range.
+        this.pending = new Generation(this.nextGenId++, resolution, this.current?.target);
         this.d.log.info(`reload #${seq}: starting generation ${this.pending.id} (${this.pending.target} workers)`);
         this.wake();
       },
@@ -598,7 +605,8 @@ export class Master {
     return {
       phase: this.phase,
       generation: serving?.id ?? 0,
-      desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers,
+      desired: (serving ?? this.pending)?.target ?? this.d.resolution.config.workers.min,
+      scaling: { ...this.scaler.figures(serving ?? this.pending, this.d.resolution.config.workers), why: this.scaler.explain(serving, this.rt.now()) },
       serving: serving && { ready: this.readyIn(serving), target: serving.target },
       lastReload: this.lastReload,
       now: this.rt.now(),
@@ -629,6 +637,7 @@ export class Master {
     for (const w of this.workers) next = Math.min(next, w.deadline() + 1);
     if (this.d.logs.access?.kind === 'file') next = Math.min(next, Math.max(now + 1, this.d.logs.access.files.nextCheckAt()));
     for (const gen of [this.current, this.pending]) if (gen) next = Math.min(next, gen.nextRespawnAt(now));
+    next = Math.min(next, this.scaler.nextAt(this.current, now));
     return next;
   }
 

@@ -75,7 +75,25 @@ export const METRICS = {
     type: 'gauge',
     labels: [],
     source: 'master',
-    help: 'Workers the serving generation should have (workers, changed by TTIN/TTOU).',
+    help: 'Workers the serving generation should have now: workers, or within a range of workers what the load asks, moved by TTIN/TTOU.',
+  }),
+  corral_workers_min: metric({
+    type: 'gauge',
+    labels: [],
+    source: 'master',
+    help: 'The fewest workers the serving generation keeps: workers (its minimum for a range), shifted by TTIN/TTOU.',
+  }),
+  corral_workers_max: metric({
+    type: 'gauge',
+    labels: [],
+    source: 'master',
+    help: 'The most workers the serving generation may have: workers (its maximum for a range), shifted by TTIN/TTOU; equal to corral_workers_min for a fixed count.',
+  }),
+  corral_scaling_decisions_total: metric({
+    type: 'counter',
+    labels: ['direction', 'reason'],
+    source: 'master',
+    help: 'Changes of the number of workers, by direction and reason: up (queue: connections waiting in the accept queue; busy: event loops above scale-up-busy; delay: event-loop delay high at half that; ttin), down (idle: one worker fewer was enough for scale-idle-timeout; ttou), and held (a wanted scale-up refused: max, the range\'s maximum; memory, the cgroup\'s limit), each counted once per episode.',
   }),
   corral_worker_starts_total: metric({
     type: 'counter',
@@ -87,7 +105,7 @@ export const METRICS = {
     type: 'counter',
     labels: ['reason'],
     source: 'master',
-    help: 'Worker processes that exited, by reason: crash, timeout (silent or not ready in time), memory, max_requests, reload, scale_down (TTOU), shutdown.',
+    help: 'Worker processes that exited, by reason: crash, timeout (silent or not ready in time), memory, max_requests, reload, scale_down (TTOU, or a range of workers shrinking when idle), shutdown.',
   }),
   corral_proxy_protocol_rejected_total: metric({
     type: 'counter',
@@ -118,6 +136,12 @@ export const METRICS = {
     labels: ['slot'],
     source: 'workers',
     help: '99th percentile of the event-loop delay of the worker serving each slot, over its last heartbeat interval.',
+  }),
+  corral_worker_eventloop_utilization: metric({
+    type: 'gauge',
+    labels: ['slot'],
+    source: 'workers',
+    help: 'Share (0 to 1) of its last heartbeat interval the event loop of the worker serving each slot was busy: what a range of workers scales on.',
   }),
   // Long-lived connections. OpenTelemetry has no general convention for WebSockets or
   // Server-Sent Event streams: only product-specific ones (.NET's kestrel.upgraded_connections,

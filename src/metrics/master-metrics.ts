@@ -41,16 +41,29 @@ export interface MasterView {
   drainInMs?: number | undefined;
   /** The certificate TLS listeners serve (absent: no TLS). */
   tls?: TlsFigures | undefined;
+  /** The range of workers, the scaling decisions counted so far, and why the count is what it is. */
+  scaling?: {
+    min: number;
+    max: number;
+    decisions: ReadonlyArray<{ direction: string; reason: string; count: number }>;
+    why: string;
+  } | undefined;
 }
 
 export interface StatusDoc {
-  master: { pid: number; uptimeS: number; phase: MasterPhase; generation: number; workersDesired: number; lastReload: string; requests: number };
+  master: {
+    pid: number; uptimeS: number; phase: MasterPhase; generation: number; workersDesired: number; lastReload: string; requests: number;
+    /** The range of workers and why the count is what it is; absent in the answer of a master older than them. */
+    workersMin?: number; workersMax?: number; scaling?: string;
+  };
   listeners: Array<{ label: string; queue: number | null; limit: number | null }>;
   workers: Array<{
     slot: number; pid: number; generation: number; state: string; uptimeS: number; requests: number; inflight: number;
     rssBytes: number; eventLoopDelayS: number | null; lastCheckinS: number;
     /** Open upgraded connections and event streams; absent in the answer of a master older than them. */
     websockets?: number; streams?: number;
+    /** Share of its last heartbeat interval its event loop was busy (0..1); absent from an older master or worker. */
+    loopBusy?: number;
   }>;
 }
 
@@ -140,12 +153,15 @@ export class MasterMetrics {
     const bySlot = new Map(v.workers.map((w) => [w as WorkerRef, w]));
     const memory: Sample[] = [];
     const eld: Sample[] = [];
+    const elu: Sample[] = [];
     for (const [slot, ref] of owners) {
       const w = bySlot.get(ref);
       if (w) memory.push({ labels: { slot }, value: w.rss });
       const f = this.figures.figuresOf(ref);
       if (f) eld.push({ labels: { slot }, value: f.eld });
+      if (f?.elu !== undefined) elu.push({ labels: { slot }, value: f.elu });
     }
+    const sc = v.scaling;
     const open: Sample[] = [];
     for (const [slot, o] of this.figures.longLivedOpen()) {
       for (const kind of LONG_LIVED_KINDS) open.push({ labels: { kind, slot }, value: o[kind] });
@@ -165,6 +181,9 @@ export class MasterMetrics {
       family('http_server_active_requests', [{ value: active }]),
       family('corral_workers', [...byState].map(([state, value]) => ({ labels: { state }, value }))),
       family('corral_workers_desired', [{ value: v.desired }]),
+      family('corral_workers_min', sc ? [{ value: sc.min }] : []),
+      family('corral_workers_max', sc ? [{ value: sc.max }] : []),
+      family('corral_scaling_decisions_total', (sc?.decisions ?? []).map((d) => ({ labels: { direction: d.direction, reason: d.reason }, value: d.count }))),
       family('corral_worker_starts_total', [{ value: this.starts }]),
       family('corral_worker_exits_total', [...this.exits].map(([reason, value]) => ({ labels: { reason }, value }))),
       family('corral_proxy_protocol_rejected_total', PROXY_REJECT_REASONS.map((reason) => ({ labels: { reason }, value: rejected.get(reason) ?? 0 }))),
@@ -172,6 +191,7 @@ export class MasterMetrics {
       family('corral_generation', [{ value: v.generation }]),
       family('corral_worker_memory_bytes', memory),
       family('corral_worker_eventloop_delay_seconds', eld),
+      family('corral_worker_eventloop_utilization', elu),
       family('corral_long_lived_connections', open),
       family('corral_long_lived_connection_duration_seconds', durations),
       family('corral_long_lived_closes_total', closes),
@@ -198,6 +218,7 @@ export class MasterMetrics {
       master: {
         pid: process.pid, uptimeS: s(now - this.startedAt), phase: v.phase, generation: v.generation,
         workersDesired: v.desired, lastReload: v.lastReload, requests: this.figures.totalRequests(),
+        ...(v.scaling ? { workersMin: v.scaling.min, workersMax: v.scaling.max, scaling: v.scaling.why } : {}),
       },
       listeners: v.listeners.map((l) => ({ label: l.label, queue: queues.get(l.label)?.length ?? null, limit: queues.get(l.label)?.limit ?? null })),
       workers: v.workers
@@ -208,6 +229,7 @@ export class MasterMetrics {
             slot: w.slot, pid: w.pid, generation: w.gen, state: w.state, uptimeS: s(now - w.spawnedAt),
             requests: f?.requests ?? 0, inflight: w.inflight, rssBytes: w.rss, eventLoopDelayS: f ? f.eld : null,
             lastCheckinS: s(now - w.lastCheckin), websockets: f?.longLived?.websockets ?? 0, streams: f?.longLived?.streams ?? 0,
+            ...(f?.elu !== undefined ? { loopBusy: f.elu } : {}),
           };
         })
         .sort((a, b) => a.slot - b.slot || a.generation - b.generation),

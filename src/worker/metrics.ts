@@ -5,7 +5,7 @@
  * cumulative and sent with the heartbeat, so a lost or late heartbeat never double-counts.
  */
 import { createRequire } from 'node:module';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { DURATION_BUCKETS, KNOWN_METHODS, OTHER_METHOD } from '../metrics/definitions.js';
 import type { AppMetricFamily, HttpSeries, LongLivedFigures, WorkerFigures } from '../ipc/messages.js';
 
@@ -72,6 +72,20 @@ export class EventLoopDelay {
     const p = this.h.count > 0 ? Math.max(0, this.h.percentile(99) / 1e6 - ELD_RESOLUTION_MS) / 1000 : 0;
     this.h.reset();
     return p;
+  }
+
+  private lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+
+  /**
+   * The share of the time since the last call that the event loop was busy (0..1): what
+   * the master scales on, as the delay alone cannot tell a saturated worker from one slow
+   * request at a quiet time.
+   */
+  utilization(): number {
+    const now = performance.eventLoopUtilization();
+    const u = performance.eventLoopUtilization(now, this.lastElu).utilization;
+    this.lastElu = now;
+    return Number.isFinite(u) ? Math.round(u * 1000) / 1000 : 0;
   }
 }
 
@@ -147,7 +161,7 @@ export function longLivedToSend(f: LongLivedFigures, metrics: boolean): LongLive
 
 /** The figures of one heartbeat. */
 export function figures(req: RequestMetrics, eld: EventLoopDelay, app: AppMetrics | undefined, longLived: LongLivedFigures, now: number): WorkerFigures {
-  const f: WorkerFigures = { requests: req.requests, eld: eld.take() };
+  const f: WorkerFigures = { requests: req.requests, eld: eld.take(), elu: eld.utilization() };
   const http = req.snapshot();
   if (http) f.http = http;
   const families = app?.poll(now);

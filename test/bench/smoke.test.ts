@@ -16,7 +16,7 @@ describe('benchmark suite (smoke)', () => {
     assert.equal(r.status, 0, output.slice(-3000));
     assert.match(output, /total \d+s, 0 error\(s\)/);
     const report = readFileSync(join(out, 'RESULTS.md'), 'utf8');
-    for (const scenario of ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'websocket']) {
+    for (const scenario of ['keepalive', 'close', 'nginx', 'cpu', 'balance', 'reload', 'startup', 'memory', 'logging', 'websocket', 'scaling']) {
       assert.match(report, new RegExp(`^## ${scenario}$`, 'm'), `${scenario} is in the report`);
       assert.ok(readdirSync(out).some((f) => f.startsWith(`${scenario}-`) && f.endsWith('.json')), `${scenario} wrote its JSON`);
     }

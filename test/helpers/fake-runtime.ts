@@ -7,7 +7,7 @@ import type { SettingName } from '../../src/config/settings.js';
 import type { Hooks } from '../../src/config/hooks.js';
 import type { MasterMessage, WorkerMessage } from '../../src/ipc/messages.js';
 import type { Logger } from '../../src/logging/logger.js';
-import { Master } from '../../src/master/master.js';
+import { Master, type MasterDeps } from '../../src/master/master.js';
 import type { MasterRuntime } from '../../src/master/runtime.js';
 import type { Notifier } from '../../src/systemd/notify.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
@@ -202,8 +202,11 @@ export async function resolution(cli: Partial<Record<SettingName, unknown>> = {}
   return resolveConfig({ cli: { app: 'app.mjs', workers: '2', ...cli }, env: {}, cwd });
 }
 
-/** A Master with fake processes, clock, log, notifier and logs, already running; `hooks` as a config file would give them. */
-export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {}, hooks: Hooks = {}): Promise<Harness> {
+/**
+ * A Master with fake processes, clock, log, notifier and logs, already running; `hooks` as a
+ * config file would give them; `deps` replaces any of its dependencies.
+ */
+export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {}, hooks: Hooks = {}, deps: Partial<MasterDeps> = {}): Promise<Harness> {
   const rt = new FakeRuntime();
   const lines: string[] = [];
   const notes: string[] = [];
@@ -226,6 +229,7 @@ export async function startMaster(cli: Partial<Record<SettingName, unknown>> = {
       h.reloads++;
       return h.nextReload ? h.nextReload() : Promise.resolve(first);
     },
+    ...deps,
   });
   h.result = h.master.run().then(() => undefined, (err: Error) => err);
   await rt.settle();

@@ -24,7 +24,7 @@ describe('command line', () => {
 
   test('invalid settings exit 78 with one line naming the setting, source, value and rule', async () => {
     const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
-      [[app('hello.mjs')], { CORRAL_WORKERS: 'four' }, /^corral: error E_CONFIG_VALUE: workers \(from env CORRAL_WORKERS\): "four" is not valid: must be a whole number from 1 to 1024$/m],
+      [[app('hello.mjs')], { CORRAL_WORKERS: 'four' }, /^corral: error E_CONFIG_VALUE: workers \(from env CORRAL_WORKERS\): "four" is not valid: must be a whole number from 1 to 1024, or a range MIN\.\.MAX such as 2\.\.8$/m],
       [['--timeout', '-1', app('hello.mjs')], {}, /^corral: error E_CONFIG_VALUE: timeout \(from command line --timeout\): "-1" is not valid/m],
       [['--bind', 'nowhere', app('hello.mjs')], {}, /^corral: error E_CONFIG_VALUE: bind \(from command line --bind\): "nowhere" is not valid: "nowhere" has no port/m],
       [['--config', '/nonexistent/corral.config.json', app('hello.mjs')], {}, /^corral: error E_CONFIG_FILE: config file \/nonexistent\/corral\.config\.json does not exist$/m],

@@ -70,12 +70,22 @@ describe('corral status in the terminal', () => {
     const text = renderStatus({ master: now, listeners: [], workers: [{ ...worker, websockets: 12, streams: 3 }, { ...worker, slot: 2, pid: 44, websockets: 0, streams: 140 }] });
     const lines = text.split('\n');
     const head = lines.findIndex((l) => l.startsWith('slot'));
-    assert.match(lines[head]!, /^slot +pid +gen +state +uptime +requests +in flight +ws +sse +rss +loop delay +last check-in$/);
+    assert.match(lines[head]!, /^slot +pid +gen +state +uptime +requests +in flight +ws +sse +rss +loop delay +loop busy +last check-in$/);
     const cells = (l: string) => l.split(/ {2,}/);
     const col = (name: string) => cells(lines[head]!).indexOf(name);
     assert.deepEqual([cells(lines[head + 1]!)[col('ws')], cells(lines[head + 1]!)[col('sse')]], ['12', '3']);
     assert.deepEqual([cells(lines[head + 2]!)[col('ws')], cells(lines[head + 2]!)[col('sse')]], ['0', '140']);
-    assert.match(lines[head + 1]!, /1m15s +3 +0 +12 +3 +9\.5 MiB +2\.1 ms +0\.4s ago$/);
+    assert.match(lines[head + 1]!, /1m15s +3 +0 +12 +3 +9\.5 MiB +2\.1 ms +- +0\.4s ago$/);
+  });
+
+  test('a range of workers: the scaling line says why the count is what it is; each worker\'s loop busy', () => {
+    const master = { ...now, workersMin: 1, workersMax: 3, scaling: '2 worker(s) in 1..3: the load needs them' };
+    const parsed = parseControlLine(JSON.stringify({ t: 'status', master, listeners: [], workers: [{ ...worker, loopBusy: 0.42 }] }));
+    assert.ok(parsed.t === 'status');
+    const lines = renderStatus(parsed).split('\n');
+    assert.ok(lines.includes('scaling: 2 worker(s) in 1..3: the load needs them'), lines.join('\n'));
+    assert.match(lines[lines.findIndex((l) => l.startsWith('slot')) + 1]!, / 2\.1 ms +42 % +0\.4s ago$/);
+    assert.throws(() => parseControlLine(JSON.stringify({ t: 'status', master: { ...master, scaling: 3 }, listeners: [], workers: [] })), /master\.scaling is 3, not a string \(or absent\)$/);
   });
 
   test('an older master that does not send them shows "-", not a 0 it never said', () => {

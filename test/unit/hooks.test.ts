@@ -60,7 +60,7 @@ describe('hooks: the config file\'s value', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'corral-hooks-'));
     writeFileSync(join(cwd, 'corral.config.mjs'), 'export default { workers: 3, hooks: { workerExited: async () => {} } };\n');
     const r = await resolveConfig({ cli: { app: 'a.mjs' }, env: {}, cwd });
-    assert.equal(r.config.workers, 3);
+    assert.deepEqual(r.config.workers, { min: 3, max: 3 });
     assert.equal(typeof r.hooks.workerExited, 'function');
     assert.equal(r.config.hookTimeout, 10, 'hook-timeout defaults to 10 s');
     assert.equal(workerHooksSpec(r), undefined, 'no worker-side hook: workers never read the file');

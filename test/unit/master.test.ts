@@ -414,7 +414,7 @@ describe('exit cause: the log line and the metric label both come from the cause
     const cases: Array<[StopCause, string, string]> = [
       [{ kind: 'shutdown', sig: 'SIGTERM' }, 'stopped (shutdown (SIGTERM))', 'shutdown'],
       [{ kind: 'fast-shutdown' }, 'stopped (fast shutdown)', 'shutdown'],
-      [{ kind: 'scale-down' }, 'stopped (TTOU)', 'scale_down'],
+      [{ kind: 'scale-down', by: 'ttou' }, 'stopped (TTOU)', 'scale_down'],
       [{ kind: 'reload', gen: 2 }, 'stopped (replaced by generation 2)', 'reload'],
       [{ kind: 'reload-failed', gen: 3 }, 'stopped (generation 3 failed to boot)', 'reload'],
       [{ kind: 'replaced' }, 'stopped (replaced (superseded))', 'reload'],
@@ -455,7 +455,7 @@ describe('exit cause: the log line and the metric label both come from the cause
     assert.equal(slow.bootFailure?.message, 'not ready within boot-timeout (5 s)');
     assert.deepEqual(end(slow, null, 'SIGKILL'), { reason: 'timeout', message: `${slow.name} failed to boot: killed by corral (not ready within boot-timeout (5 s))`, level: 'error' });
     const stuck = await handle();
-    stuck.drain(0, { kind: 'scale-down' });
+    stuck.drain(0, { kind: 'scale-down', by: 'ttou' });
     stuck.kill();
     assert.deepEqual(end(stuck, null, 'SIGKILL'), { reason: 'scale_down', message: `${stuck.name} was killed by corral (TTOU)`, level: 'warn' });
   });

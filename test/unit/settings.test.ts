@@ -53,7 +53,7 @@ describe('layers', () => {
       '.env': 'CORRAL_TIMEOUT=11\nCORRAL_GRACEFUL_TIMEOUT=6\n',
     });
     const r = await resolveConfig({ cli: { timeout: '13' }, env: { CORRAL_GRACEFUL_TIMEOUT: '12' }, cwd });
-    assert.equal(r.config.workers, 2);
+    assert.deepEqual(r.config.workers, { min: 2, max: 2 });
     assert.equal(describeSource(r.sources.workers), `config file ${join(cwd, 'corral.config.json')}`);
     assert.equal(r.config.maxRequests, 7);
     assert.equal(r.config.timeout, 13);
@@ -67,7 +67,7 @@ describe('layers', () => {
   test('.env values reach the layer when the environment lacks them', async () => {
     const cwd = dir({ '.env': 'CORRAL_WORKERS=5\nAPP_SECRET=x\n' });
     const r = await resolveConfig({ cli: {}, env: {}, cwd });
-    assert.equal(r.config.workers, 5);
+    assert.deepEqual(r.config.workers, { min: 5, max: 5 });
     assert.equal(describeSource(r.sources.workers), `env file CORRAL_WORKERS in ${join(cwd, '.env')}`);
     assert.equal(r.envFileVars.APP_SECRET, 'x');
   });
@@ -76,11 +76,20 @@ describe('layers', () => {
     const cwd = dir();
     const r = await resolveConfig({ cli: {}, env: { PORT: '9000', WEB_CONCURRENCY: '3' }, cwd });
     assert.deepEqual(r.config.bind, ['0.0.0.0:9000']);
-    assert.equal(r.config.workers, 3);
+    assert.deepEqual(r.config.workers, { min: 3, max: 3 });
     const r2 = await resolveConfig({ cli: {}, env: { PORT: '9000', CORRAL_BIND: '127.0.0.1:1,unix:/tmp/x.sock', WEB_CONCURRENCY: '3', CORRAL_WORKERS: '4' }, cwd });
     assert.deepEqual(r2.config.bind, ['127.0.0.1:1', 'unix:/tmp/x.sock']);
-    assert.equal(r2.config.workers, 4);
+    assert.deepEqual(r2.config.workers, { min: 4, max: 4 });
     await rejectsWith(resolveConfig({ cli: {}, env: { PORT: 'http' }, cwd }), 'E_CONFIG_VALUE', /bind \(from env PORT\): "http" is not valid/);
+  });
+
+  test('workers as a range: the same syntax on the command line, in the environment and in a config file', async () => {
+    assert.deepEqual((await resolveConfig({ cli: { workers: '2..8' }, env: {}, cwd: dir() })).config.workers, { min: 2, max: 8 });
+    assert.deepEqual((await resolveConfig({ cli: {}, env: { CORRAL_WORKERS: '1..3' }, cwd: dir() })).config.workers, { min: 1, max: 3 });
+    const json = dir({ 'corral.config.json': JSON.stringify({ workers: '2..4' }) });
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd: json })).config.workers, { min: 2, max: 4 });
+    const mjs = dir({ 'corral.config.mjs': 'export default { workers: { min: 3, max: 6 } }' });
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd: mjs })).config.workers, { min: 3, max: 6 });
   });
 
   test('LOGS_DIRECTORY from systemd sets log-dir', async () => {
@@ -91,7 +100,11 @@ describe('layers', () => {
   test('invalid values name the setting, its source, the value and the rule', async () => {
     const cwd = dir();
     await rejectsWith(resolveConfig({ cli: {}, env: { CORRAL_WORKERS: 'four' }, cwd }), 'E_CONFIG_VALUE',
-      /^workers \(from env CORRAL_WORKERS\): "four" is not valid: must be a whole number from 1 to 1024$/);
+      /^workers \(from env CORRAL_WORKERS\): "four" is not valid: must be a whole number from 1 to 1024, or a range MIN\.\.MAX such as 2\.\.8$/);
+    await rejectsWith(resolveConfig({ cli: { workers: '8..2' }, env: {}, cwd }), 'E_CONFIG_VALUE',
+      /^workers \(from command line --workers\): "8\.\.2" is not valid: the minimum \(8\) is above the maximum \(2\); write MIN\.\.MAX$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: { WEB_CONCURRENCY: '0' }, cwd }), 'E_CONFIG_VALUE',
+      /^workers \(from env WEB_CONCURRENCY\): "0" is not valid: the number of workers must be from 1 to 1024$/);
     await rejectsWith(resolveConfig({ cli: { timeout: '-1' }, env: {}, cwd }), 'E_CONFIG_VALUE',
       /^timeout \(from command line --timeout\): "-1" is not valid: must be a number of seconds ≥ 1 \(0 disables\)$/);
     await rejectsWith(resolveConfig({ cli: { bind: ['localhost'] }, env: {}, cwd }), 'E_CONFIG_VALUE', /bind .*has no port/);
@@ -136,21 +149,24 @@ describe('layers', () => {
   test('a config module whose values throw when read is a config error', async () => {
     await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { get workers() { throw new Error("no workers today") } }' }) }),
       'E_CONFIG_FILE', /corral\.config\.mjs cannot be loaded: no workers today$/);
-    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { workers: { toString() { throw new Error("nope") } } }' }) }),
-      'E_CONFIG_VALUE', /^workers \(from config file .*\): the value cannot be read as a setting \(nope\)$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { timeout: { toString() { throw new Error("nope") } } }' }) }),
+      'E_CONFIG_VALUE', /^timeout \(from config file .*\): the value cannot be read as a setting \(nope\)$/);
+    await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { timeout: Object.create(null) }' }) }),
+      'E_CONFIG_VALUE', /^timeout .*cannot be read as a setting/);
+    // An object is a range of workers: any other shape says what a range object is.
     await rejectsWith(resolveConfig({ cli: {}, env: {}, cwd: dir({ 'corral.config.mjs': 'export default { workers: Object.create(null) }' }) }),
-      'E_CONFIG_VALUE', /^workers .*cannot be read as a setting/);
+      'E_CONFIG_VALUE', /^workers \(from config file .*\): \{\} is not valid: a range object has exactly two fields, min and max/);
   });
 
   test('JS config files may export a function and are re-read fresh each time', async () => {
     const cwd = dir({ 'corral.config.mjs': 'export default async () => ({ workers: 2 })' });
-    assert.equal((await resolveConfig({ cli: {}, env: {}, cwd })).config.workers, 2);
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd })).config.workers, { min: 2, max: 2 });
     writeFileSync(join(cwd, 'corral.config.mjs'), 'export default { workers: 6 }');
-    assert.equal((await resolveConfig({ cli: {}, env: {}, cwd })).config.workers, 6);
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd })).config.workers, { min: 6, max: 6 });
     const cjs = dir({ 'corral.config.cjs': 'module.exports = { workers: 3 }' });
-    assert.equal((await resolveConfig({ cli: {}, env: {}, cwd: cjs })).config.workers, 3);
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd: cjs })).config.workers, { min: 3, max: 3 });
     writeFileSync(join(cjs, 'corral.config.cjs'), 'module.exports = { workers: 4 }');
-    assert.equal((await resolveConfig({ cli: {}, env: {}, cwd: cjs })).config.workers, 4);
+    assert.deepEqual((await resolveConfig({ cli: {}, env: {}, cwd: cjs })).config.workers, { min: 4, max: 4 });
   });
 
   test('every setting has a kebab flag and a CORRAL_ variable', () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO } from './harness.js';
 
-const SCRIPTS = ['scripts/install', 'scripts/uninstall', 'scripts/health-check', 'scripts/lib/common.sh', 'test/e2e/sd-sandbox.sh'];
+const SCRIPTS = ['scripts/install', 'scripts/uninstall', 'scripts/health-check', 'scripts/lib/common.sh', 'scripts/setup', 'scripts/node-lines', 'scripts/test-lines', '.ci/run', 'test/e2e/sd-sandbox.sh'];
 const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
 
 describe('shell scripts', () => {

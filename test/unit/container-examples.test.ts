@@ -189,7 +189,7 @@ async function load<T>(name: string): Promise<T> {
   try {
     return (await import(name)) as T;
   } catch (err) {
-    throw new Error(`${name} is missing: it is a devDependency of these tests (npm install -D kubernetes-models@^5 yaml@^2): ${(err as Error).message}`);
+    throw new Error(`${name} is missing: it is a devDependency of these tests (npm install -D kubernetes-models@4.5.1 yaml@^2): ${(err as Error).message}`);
   }
 }
 

@@ -21,6 +21,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { cannotRun, installApp, REPO, useSandbox, waitFor, type Sandbox } from './harness.js';
+import { replaceAll } from './fleet-lb.js';
 
 const skip = cannotRun() ?? (existsSync('/usr/sbin/haproxy') ? undefined : 'needs haproxy (scripts/setup installs it)');
 
@@ -49,16 +50,6 @@ function documented(file: string): string {
     if (m[1] === file) return m[2]!.replaceAll('hello', 'web').replace(':8001', `:${PP_PORT}`);
   }
   throw new Error(`docs/proxies.md no longer shows ${file}: update the test`);
-}
-
-function replaceAll(text: string, pairs: Array<[string | RegExp, string]>): string {
-  let out = text;
-  for (const [from, to] of pairs) {
-    const next = out.replaceAll(from, to);
-    if (next === out) throw new Error(`the example no longer contains ${String(from)}: update the test`);
-    out = next;
-  }
-  return out;
 }
 
 function example(path: string): string {

@@ -33,7 +33,8 @@ export interface Balancer {
   stop(): Promise<void>;
 }
 
-function replaceAll(text: string, pairs: Array<[string | RegExp, string]>): string {
+/** Applies each replacement to an example's text; one that matches nothing means the example changed. */
+export function replaceAll(text: string, pairs: Array<[string | RegExp, string]>): string {
   let out = text;
   for (const [from, to] of pairs) {
     const next = out.replaceAll(from, to);

@@ -100,7 +100,8 @@ async function made(fn: () => unknown, where: string): Promise<unknown> {
 
 /** The export is missing: what the module does export, which of it could be served, and any server it made listen. */
 async function missingExport(at: Loading, mod: Record<string, unknown>, name: string, more = ''): Promise<AppLoadError> {
-  const names = Object.keys(mod).filter((k) => k !== '__esModule' && mod[k] !== undefined);
+  // Node 23 and later add 'module.exports' to the namespace of a CommonJS module imported from ESM.
+  const names = Object.keys(mod).filter((k) => k !== '__esModule' && k !== 'module.exports' && mod[k] !== undefined);
   const what = `app module ${at.file} has no ${name === 'default' ? 'default export' : `export '${name}'`}${more ? ` ${more}` : ''} (it exports: ${names.join(', ') || 'nothing'})`;
   const servable = names.filter((k) => likelyApp(k, mod[k]));
   const hint = servable.length > 0 ? `; did you mean ${servable.map((k) => `${at.path}:${k}`).join(' or ')}? (${servable.map((k) => `${k} is ${describeValue(mod[k])}`).join('; ')})` : '';

@@ -4,7 +4,8 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { resolveConfig } from '../../src/config/resolve.js';
-import type { Listener } from '../../src/listeners/acquire.js';
+import { acquireListeners, type Listener } from '../../src/listeners/acquire.js';
+import { parseBind } from '../../src/listeners/bind-spec.js';
 import { EarlyWorkers } from '../../src/master/early-workers.js';
 import type { MasterLogs } from '../../src/master/master-logs.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
@@ -15,21 +16,28 @@ import { freePort } from '../helpers/ports.js';
 
 const servers: Server[] = [];
 const children: ChildProcess[] = [];
+const listeners: Listener[] = [];
+/** Early workers not taken (a test that failed half-way): their channels would keep this process alive. */
+const pools: EarlyWorkers[] = [];
 after(() => {
+  for (const p of pools) p.discard();
   for (const c of children) c.kill('SIGKILL');
   for (const s of servers) s.close();
+  for (const l of listeners) l.close();
 });
 
 const LOGS = { errorLog: { line() {}, captured() {} }, access: undefined, accessPrefix: '' } as unknown as MasterLogs;
 
-/** A listening socket of this process, passed to the workers as the master's would be. */
+/**
+ * A listening socket taken as the master takes its own (listening in the kernel, never
+ * accepting here): a socket this process also accepted on would take some of the test's
+ * connections and never answer them.
+ */
 async function listener(): Promise<{ l: Listener; port: number }> {
-  const s = createServer();
-  servers.push(s);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
-  return { l: { fd, label: `127.0.0.1:${port}`, names: [], cleanup() {}, close() {} }, port };
+  const port = await freePort();
+  const [l] = await acquireListeners([parseBind(`127.0.0.1:${port}`)], { unixSocketMode: 0o660 });
+  listeners.push(l!);
+  return { l: l!, port };
 }
 
 async function base(l: Listener): Promise<Omit<SpawnContext, 'gen' | 'slot'>> {
@@ -42,6 +50,7 @@ describe('workers started before the master', () => {
     const { l, port } = await listener();
     const ctx = await base(l);
     const early = new EarlyWorkers(ctx, 1);
+    pools.push(early);
     await waitHttp(port);
     // The worker listened, then said ready: give its message time to arrive unheard.
     await new Promise((r) => setTimeout(r, 300));
@@ -60,6 +69,7 @@ describe('workers started before the master', () => {
     const { l } = await listener();
     const ctx = await base(l);
     const early = new EarlyWorkers(ctx, 2);
+    pools.push(early);
     const other = await resolveConfig({ cli: { app: app('hello.mjs'), workers: 1, timeout: 5 }, env: {}, cwd: ROOT });
     assert.equal(early.take({ ...ctx, config: other.config, gen: 1, slot: 1 }, LOGS), undefined);
     assert.equal(early.take({ ...ctx, gen: 2, slot: 2 }, LOGS), undefined, 'only generation 1 is started early');

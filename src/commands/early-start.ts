@@ -12,6 +12,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import { LogFiles } from '../logging/log-files.js';
 import { Sink } from '../logging/sink.js';
 import { EarlyWorkers } from '../master/early-workers.js';
+import { holdSignals } from '../master/signals.js';
 import type { AccessPlan, MasterLogs } from '../master/master-logs.js';
 import { accessContext, checkWorkerLaunch, type SpawnContext } from '../master/spawn.js';
 import { isJournalStream } from '../systemd/journal.js';
@@ -60,6 +61,8 @@ export async function startEarly(r: Resolution, logs: MasterLogs, cwd: string): 
     const baseEnv = workerEnv(process.env);
     const access = accessContext(logs);
     checkLaunchable(r, listeners, baseEnv, access, cwd);
+    // From here a worker may answer before the master's loop listens for signals.
+    holdSignals();
     const workers = new EarlyWorkers({ config: cfg, access, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd }, cfg.workers.min);
     return { listeners, workers };
   } catch (err) {

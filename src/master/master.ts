@@ -8,7 +8,7 @@ import { Generation, HEALTHY_RUN_MS } from './generation.js';
 import type { Notifier } from '../systemd/notify.js';
 import { accessContext } from './spawn.js';
 import { realRuntime, type MasterRuntime } from './runtime.js';
-import { HANDLED_SIGNALS, type Sig } from './signals.js';
+import { HANDLED_SIGNALS, releaseHeldSignals, type Sig } from './signals.js';
 import type { MasterPhase } from './states.js';
 import { statusLine } from './status-line.js';
 import { exitOutcome, retireText, stopText } from './exit-cause.js';
@@ -115,6 +115,8 @@ export class Master {
       this.listenerFns.set(sig, fn);
       this.rt.onSignal(sig, fn);
     }
+    // What arrived while the first workers started before this loop existed (early-start.ts).
+    for (const sig of releaseHeldSignals()) this.onSignal(sig);
     this.d.control?.onWatch(() => this.reloadSeq);
     this.d.tls?.start((msg) => this.broadcast(msg));
     const labels = this.d.listeners.map((l) => l.label).join(', ');

@@ -76,6 +76,15 @@ describe('workers started before the master', () => {
     early.discard();
   });
 
+  test('a stop that arrives as soon as an early worker answers is a stop: exit 0, not the master killed by the signal', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '2', app('hello.mjs')]);
+    await waitHttp(port, 20_000);
+    c.signal('SIGTERM');
+    const exit = await c.waitExit();
+    assert.deepEqual([exit.code, exit.signal], [0, null], c.output);
+  });
+
   test('a start that fails after they were started leaves no worker behind: exit 78, the process group empty', async () => {
     const port = await freePort();
     const busy = createServer();

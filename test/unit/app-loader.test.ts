@@ -64,21 +64,18 @@ describe('app loader: hapi', () => {
     assert.deepEqual(lines, ['onPostStart', 'onPreStop', 'onPostStop']);
   });
 
-  test('no default export, an init() that returns a hapi server: that server is the app, and init is no hook', async () => {
-    const loaded = await loadApp(app('hapi-init.mjs'), APPS);
-    assert.equal(loaded.kind, 'hapi');
-    await loaded.init!({ servers: [], signal: new AbortController().signal });
-    assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, 'hapi-init');
-    await loaded.close!(1000);
-  });
-
-  test('the same in CommonJS, where the default export is module.exports holding init', async () => {
-    const loaded = await loadApp(app('hapi-init.cjs'), APPS);
-    assert.equal(loaded.kind, 'hapi');
-    await loaded.init!({ servers: [], signal: new AbortController().signal });
-    assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, 'hapi-init-cjs');
-    await loaded.close!(1000);
-  });
+  for (const [file, framework, what] of [
+    ['hapi-init.mjs', 'hapi-init', 'no default export, an init() that returns a hapi server: that server is the app, and init is no hook'],
+    ['hapi-init.cjs', 'hapi-init-cjs', 'the same in CommonJS, where the default export is module.exports holding init'],
+  ] as const) {
+    test(what, async () => {
+      const loaded = await loadApp(app(file), APPS);
+      assert.equal(loaded.kind, 'hapi');
+      await loaded.init!({ servers: [], signal: new AbortController().signal });
+      assert.equal((JSON.parse((await twoRequests(loaded))[0]!.body) as { framework: string }).framework, framework);
+      await loaded.close!(1000);
+    });
+  }
 });
 
 describe('hapi adapter', () => {

@@ -1,5 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { lstatSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLI, ROOT, app } from './paths.js';
 import { freePort } from './ports.js';
@@ -45,6 +47,7 @@ export class Corral {
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exit = { code, signal };
+        if (signal !== null) removeStaleSocket(this.proc.pid!);
         for (const w of this.waiters.splice(0)) w();
         resolve(this.exit);
       });
@@ -111,6 +114,20 @@ export class Corral {
     } catch {
       // already gone
     }
+  }
+}
+
+/**
+ * A master killed by a signal (SIGKILL in a test or in teardown) leaves its control socket
+ * behind. Its PID is free to be reused by a later process of this run, whose own candidate
+ * paths would then include a file nobody listens on: remove it while it is surely ours.
+ */
+function removeStaleSocket(pid: number): void {
+  const path = join(tmpdir(), `corral-${pid}.sock`);
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // none left, or not ours to remove
   }
 }
 

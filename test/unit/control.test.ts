@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { askStatus, renderStatus } from '../../src/commands/status.js';
 import { parseControlLine } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
@@ -98,7 +98,17 @@ describe('corral status in the terminal', () => {
 
 describe('the control client (corral status over a socket it trusts)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corral-client-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  // The client also looks in the temp directory for corral-PID.sock, and this process's PID
+  // may be one a killed master had earlier, its socket left there: look only in `dir`.
+  const savedTmp = process.env.TMPDIR;
+  before(() => {
+    process.env.TMPDIR = dir;
+  });
+  after(() => {
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+    rmSync(dir, { recursive: true, force: true });
+  });
   const pid = process.pid;
 
   /** A socket of ours (so trusted for our own PID) that answers each line with `reply`. */

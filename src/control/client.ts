@@ -37,7 +37,7 @@ export class ControlConnection {
     this.socket.setEncoding('utf8');
     this.socket.on('data', (chunk: string) => this.take(chunk));
     this.socket.on('error', (err) => {
-      this.failure ??= this.refuse(`control socket ${this.path} of PID ${target.pid}: ${err.message}`);
+      this.failure ??= this.refuse(`control socket ${this.path} of PID ${target.pid}: ${connectFailure(err, target.pid)}`);
       this.wake?.();
     });
     this.socket.on('close', () => {
@@ -106,4 +106,14 @@ export class ControlConnection {
       if (!settle()) this.wake = settle;
     });
   }
+}
+
+/**
+ * Why connecting failed, in the operator's terms. A socket file nobody listens on is what a
+ * master killed outright (SIGKILL, the OOM killer) leaves: its PID may since belong to
+ * another process, which is then not the master that made the file.
+ */
+function connectFailure(err: Error, pid: number): string {
+  if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return err.message;
+  return `nothing listens on it (${err.message}): a master killed outright leaves its socket behind, so PID ${pid} may not be a corral master (or it is exiting now); check the PID`;
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -162,6 +164,17 @@ describe('the control client (corral status over a socket it trusts)', () => {
         f.server.close();
       }
     }
+  });
+
+  test('a socket nobody listens on (its master was killed outright) is named for what it is', async () => {
+    const path = join(dir, 'stale.sock');
+    const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.stdout.write('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(child.stdout!, 'data');
+    chmodSync(path, 0o600);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    assert.ok(statSync(path).isSocket(), 'a killed process leaves its socket file');
+    assert.match(await refusal(path), new RegExp(`stale\\.sock of PID ${pid}: nothing listens on it \\(connect ECONNREFUSED .*\\): .*PID ${pid} may not be a corral master`));
   });
 
   test('a socket others could have made is not even connected to', async () => {

@@ -115,14 +115,16 @@ export class Master {
       this.listenerFns.set(sig, fn);
       this.rt.onSignal(sig, fn);
     }
-    // What arrived while the first workers started before this loop existed (early-start.ts).
-    for (const sig of releaseHeldSignals()) this.onSignal(sig);
     this.d.control?.onWatch(() => this.reloadSeq);
     this.d.tls?.start((msg) => this.broadcast(msg));
     const labels = this.d.listeners.map((l) => l.label).join(', ');
     this.d.log.info({ listeners: labels, workers: showRange(this.d.resolution.config.workers), app: this.d.resolution.config.app }, `corral master ${process.pid} starting: ${labels}`);
     this.checkStopBudget(this.d.resolution);
     this.startFirstGeneration();
+    // What arrived while the first workers started before this loop existed (early-start.ts),
+    // handled once those workers are the master's: a stop drains them (they may be serving
+    // already), rather than leaving them to be killed with requests in flight.
+    for (const sig of releaseHeldSignals()) this.onSignal(sig);
     return new Promise((resolve, reject) => {
       this.done = (err) => (err ? reject(err) : resolve());
       this.wake();
@@ -137,6 +139,8 @@ export class Master {
     const start = () => {
       if (this.phase !== 'starting') return;
       this.pending = new Generation(this.nextGenId++, this.d.resolution);
+      // Spawned now, not at the next turn: the workers started early are taken at once.
+      this.maintain(this.rt.now());
       this.wake();
     };
     if (!this.hooks.has('masterStarted')) return start();

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { acquireListeners, type Listener } from '../../src/listeners/acquire.js';
 import { parseBind } from '../../src/listeners/bind-spec.js';
@@ -10,8 +12,8 @@ import { EarlyWorkers } from '../../src/master/early-workers.js';
 import type { MasterLogs } from '../../src/master/master-logs.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
 import { Corral } from '../helpers/corral.js';
-import { waitHttp } from '../helpers/http.js';
-import { app, ROOT } from '../helpers/paths.js';
+import { get, waitHttp } from '../helpers/http.js';
+import { app, FIXTURES, ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 
 const servers: Server[] = [];
@@ -83,6 +85,27 @@ describe('workers started before the master', () => {
     c.signal('SIGTERM');
     const exit = await c.waitExit();
     assert.deepEqual([exit.code, exit.signal], [0, null], c.output);
+  });
+
+  test('a stop while they serve and the master is still loading drains them: a request in flight is answered', async () => {
+    const port = await freePort();
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', app('slow-init.mjs')], {
+      env: { NODE_OPTIONS: `--import ${pathToFileURL(join(FIXTURES, 'slow-master/register.mjs')).href}`, SLOW_MASTER_MS: '4000', SLOW_INIT_MS: '0' },
+    });
+    try {
+      await waitHttp(port, 20_000);
+      const inFlight = get({ port, path: '/slow?ms=1500' });
+      await new Promise((r) => setTimeout(r, 300));
+      c.signal('SIGQUIT');
+      const r = await inFlight;
+      assert.deepEqual([r.status, r.body], [200, 'slow done'], c.output);
+      const exit = await c.waitExit();
+      assert.deepEqual([exit.code, exit.signal], [0, null], c.output);
+      assert.doesNotMatch(c.output, /ready: /, 'the stop came before the master was ready');
+      assert.match(c.output, /worker \d+ \(gen 1 #1\) stopped \(shutdown \(SIGQUIT\)\)/, c.output);
+    } finally {
+      c.kill();
+    }
   });
 
   test('a start that fails after they were started leaves no worker behind: exit 78, the process group empty', async () => {

@@ -12,6 +12,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import { LogFiles } from '../logging/log-files.js';
 import { Sink } from '../logging/sink.js';
 import { EarlyWorkers } from '../master/early-workers.js';
+import { workerHooksSpec } from '../master/hooks.js';
 import { holdSignals } from '../master/signals.js';
 import type { AccessPlan, MasterLogs } from '../master/master-logs.js';
 import { accessContext, checkWorkerLaunch, type SpawnContext } from '../master/spawn.js';
@@ -49,21 +50,23 @@ export function checkLaunchable(r: Resolution, listeners: Listener[], baseEnv: N
 }
 
 /**
- * Takes the listeners and starts the first generation's workers. With TLS configured the
- * workers are left to the master, which checks the certificate before any starts.
+ * Takes the listeners and starts the first generation's workers, started exactly as the
+ * master would start them (worker hooks included), so that it takes them over.
  */
 export async function startEarly(r: Resolution, logs: MasterLogs, cwd: string): Promise<{ listeners: Listener[]; workers: EarlyWorkers | undefined }> {
   const cfg = r.config;
   // Removes LISTEN_* from this process's environment, so the workers' copy never has them.
   const listeners = await acquireListeners([...cfg.bind, ...cfg.tlsBind].map(parseBind), { unixSocketMode: cfg.unixSocketMode });
-  if (cfg.tlsCert !== undefined || cfg.tlsKey !== undefined) return { listeners, workers: undefined };
+  // With TLS the master checks the certificate first; a masterStarted hook runs before the
+  // first worker starts (docs/hooks.md). Either way the master starts them itself.
+  if (cfg.tlsCert !== undefined || cfg.tlsKey !== undefined || r.hooks.masterStarted !== undefined) return { listeners, workers: undefined };
   try {
     const baseEnv = workerEnv(process.env);
     const access = accessContext(logs);
     checkLaunchable(r, listeners, baseEnv, access, cwd);
     // From here a worker may answer before the master's loop listens for signals.
     holdSignals();
-    const workers = new EarlyWorkers({ config: cfg, access, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd }, cfg.workers.min);
+    const workers = new EarlyWorkers({ config: cfg, access, listeners, env: { ...r.envFileVars, ...baseEnv }, cwd, hooks: workerHooksSpec(r) }, cfg.workers.min);
     return { listeners, workers };
   } catch (err) {
     for (const l of listeners) l.cleanup();

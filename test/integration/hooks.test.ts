@@ -118,6 +118,32 @@ describe('lifecycle hooks with the real CLI', () => {
     assert.ok(of(stop, 'workerExited').length >= 2 && of(stop, 'workerExited').every((e) => e.event.reason === 'shutdown'));
   });
 
+  test('with a masterStarted hook no worker starts before it settles: only the workers the master started load the app', async () => {
+    const { dir, events } = recordingConfig();
+    // A masterStarted that takes a second (a migration, say), and says when it is over.
+    const config = join(dir, 'slow-start.config.mjs');
+    writeFileSync(config, `import { appendFileSync } from 'node:fs';
+const note = (hook) => appendFileSync(${JSON.stringify(events)}, JSON.stringify({ hook, pid: process.pid, event: {} }) + '\\n');
+export default { hooks: {
+  masterStarted: async () => { note('masterStarted'); await new Promise((r) => setTimeout(r, 1000)); note('masterStartedDone'); },
+  workerBoot: () => note('workerBoot'),
+  generationReady: () => note('generationReady'),
+} };
+`);
+    const port = await freePort();
+    const c = new Corral(['--config', config, '--bind', `127.0.0.1:${port}`, '--workers', '2', '--access-log', 'off', app('records-load.mjs')], { env: { LOAD_RECORD: events } });
+    started.push(c);
+    await c.waitReady();
+    const lines = await until(events, (l) => of(l, 'generationReady').length === 1, 'generationReady at start');
+    const order = lines.map((l) => l.hook);
+    assert.deepEqual(order.slice(0, 2), ['masterStarted', 'masterStartedDone'], `nothing before the hook is over: ${order.join(' ')}`);
+    const loads = of(lines, 'appLoaded').map((l) => l.pid).sort();
+    assert.deepEqual(loads, of(lines, 'workerBoot').map((l) => l.pid).sort(), 'each process that loaded the app ran workerBoot: none was started another way');
+    assert.deepEqual(loads, (await c.workerPids()).sort());
+    c.signal('SIGQUIT');
+    assert.equal((await c.waitExit()).code, 0);
+  });
+
   test('hooks that throw or never settle are logged with their codes and never stop or stall the master', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-hooks-'));
     const config = join(dir, 'corral.config.mjs');

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { asNobody, Corral, runCli } from '../helpers/corral.js';
-import { get, load, waitHttp } from '../helpers/http.js';
+import { get, load } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
 
@@ -15,10 +15,19 @@ async function serving(args: string[], opts: ConstructorParameters<typeof Corral
   const port = await freePort();
   const c = new Corral(['--bind', `127.0.0.1:${port}`, ...args], opts);
   started.push(c);
-  // with the error log in a file there is no "ready" line on the output to wait for
-  if (args.includes('--log-dir') && !args.includes('--error-log')) await waitHttp(port);
+  // With the error log in a file the "ready" line is there, not on the output. An answer
+  // alone is not enough: the first workers may answer before the master is ready.
+  if (args.includes('--log-dir') && !args.includes('--error-log')) await waitReadyIn(join(args[args.indexOf('--log-dir') + 1]!, 'error.log'));
   else await c.waitReady();
   return { c, port };
+}
+
+async function waitReadyIn(errorLog: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(existsSync(errorLog) && readFileSync(errorLog, 'utf8').includes('"msg":"ready: '))) {
+    assert.ok(Date.now() < end, `no ready line in ${errorLog} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `corral-${p}-`));

@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { lstatSync, statSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLI, ROOT, app } from './paths.js';
 import { freePort } from './ports.js';
+import { controlSocketPath } from '../../src/control/path.js';
 import { MASTER_ONLY_ENV } from '../../src/systemd/env.js';
 
 export interface Exit {
@@ -32,9 +31,10 @@ export class Corral {
 
   constructor(args: string[], opts: StartOptions = {}) {
     const cmd = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
+    const env = { ...cleanEnv(), ...opts.env };
     this.proc = spawn(cmd[0]!, cmd.slice(1), {
       cwd: opts.cwd ?? ROOT,
-      env: { ...cleanEnv(), ...opts.env },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -47,7 +47,7 @@ export class Corral {
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exit = { code, signal };
-        if (signal !== null) removeStaleSocket(this.proc.pid!);
+        if (signal !== null) removeStaleSocket(controlSocketPath(this.proc.pid!, env));
         for (const w of this.waiters.splice(0)) w();
         resolve(this.exit);
       });
@@ -122,8 +122,7 @@ export class Corral {
  * behind. Its PID is free to be reused by a later process of this run, whose own candidate
  * paths would then include a file nobody listens on: remove it while it is surely ours.
  */
-function removeStaleSocket(pid: number): void {
-  const path = join(tmpdir(), `corral-${pid}.sock`);
+function removeStaleSocket(path: string): void {
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
   } catch {

@@ -12,7 +12,7 @@ import { EarlyWorkers } from '../../src/master/early-workers.js';
 import type { MasterLogs } from '../../src/master/master-logs.js';
 import type { SpawnContext } from '../../src/master/spawn.js';
 import { Corral } from '../helpers/corral.js';
-import { get, waitHttp } from '../helpers/http.js';
+import { held, waitHttp } from '../helpers/http.js';
 import { app, FIXTURES, ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -89,16 +89,16 @@ describe('workers started before the master', () => {
 
   test('a stop while they serve and the master is still loading drains them: a request in flight is answered', async () => {
     const port = await freePort();
-    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', app('slow-init.mjs')], {
-      env: { NODE_OPTIONS: `--import ${pathToFileURL(join(FIXTURES, 'slow-master/register.mjs')).href}`, SLOW_MASTER_MS: '4000', SLOW_INIT_MS: '0' },
+    const c = new Corral(['--bind', `127.0.0.1:${port}`, '--workers', '1', app('hello.mjs')], {
+      env: { NODE_OPTIONS: `--import ${pathToFileURL(join(FIXTURES, 'slow-master/register.mjs')).href}`, SLOW_MASTER_MS: '4000' },
     });
     try {
       await waitHttp(port, 20_000);
-      const inFlight = get({ port, path: '/slow?ms=1500' });
-      await new Promise((r) => setTimeout(r, 300));
+      // Its headers arrive at once: the worker has the request when the stop is sent.
+      const inFlight = await held({ port, path: '/slow?ms=1500&flush=1' });
       c.signal('SIGQUIT');
-      const r = await inFlight;
-      assert.deepEqual([r.status, r.body], [200, 'slow done'], c.output);
+      const r = await inFlight.done;
+      assert.deepEqual([r.status, JSON.parse(r.body).path], [200, '/slow'], c.output);
       const exit = await c.waitExit();
       assert.deepEqual([exit.code, exit.signal], [0, null], c.output);
       assert.doesNotMatch(c.output, /ready: /, 'the stop came before the master was ready');

@@ -118,8 +118,8 @@ describe('lifecycle hooks with the real CLI', () => {
     assert.equal(exiting[0]!.pid, c.pid);
     assert.deepEqual(exiting[0]!.event, { exitCode: 0, signal: 'SIGQUIT' });
     const at = stop.indexOf(exiting[0]!);
+    // (so every workerStopping came before it)
     assert.ok(stop.slice(at + 1).every((l) => l.hook === 'workerExited'), `after masterExiting only workerExited calls still queued: ${stop.map((l) => l.hook).join(' ')}`);
-    assert.ok(stop.slice(0, at).filter((l) => l.hook === 'workerStopping').length === of(stop, 'workerStopping').length, 'every worker stopped before masterExiting');
     assert.ok(of(stop, 'workerStopping').length >= 2 && of(stop, 'workerStopping').every((s) => s.event.reason === 'shutdown'));
     assert.ok(of(stop, 'workerExited').length >= 2 && of(stop, 'workerExited').every((e) => e.event.reason === 'shutdown'));
   });

@@ -7,6 +7,7 @@ import { asNobody, Corral, runCli } from '../helpers/corral.js';
 import { get, load } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { app } from '../helpers/paths.js';
+import { until } from '../helpers/request-path.js';
 
 const started: Corral[] = [];
 after(() => started.forEach((c) => c.kill()));
@@ -17,17 +18,11 @@ async function serving(args: string[], opts: ConstructorParameters<typeof Corral
   started.push(c);
   // With the error log in a file the "ready" line is there, not on the output. An answer
   // alone is not enough: the first workers may answer before the master is ready.
-  if (args.includes('--log-dir') && !args.includes('--error-log')) await waitReadyIn(join(args[args.indexOf('--log-dir') + 1]!, 'error.log'));
-  else await c.waitReady();
+  if (args.includes('--log-dir') && !args.includes('--error-log')) {
+    const errorLog = join(args[args.indexOf('--log-dir') + 1]!, 'error.log');
+    await until(() => existsSync(errorLog) && readFileSync(errorLog, 'utf8').includes('"msg":"ready: '), `the ready line in ${errorLog}`, 20_000);
+  } else await c.waitReady();
   return { c, port };
-}
-
-async function waitReadyIn(errorLog: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(existsSync(errorLog) && readFileSync(errorLog, 'utf8').includes('"msg":"ready: '))) {
-    assert.ok(Date.now() < end, `no ready line in ${errorLog} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `corral-${p}-`));
@@ -179,11 +174,7 @@ describe('logs', () => {
     let seen = Math.max(1, current());
     for (let i = 0; i < 3; i++) {
       // Each rename comes after a built-in rotation, however fast or slow the machine serves.
-      const by = Date.now() + 60_000;
-      while (current() === seen) {
-        assert.ok(Date.now() < by, `no built-in rotation after access.${seen}.log within 60 s`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until(() => current() !== seen, `a built-in rotation after access.${seen}.log`, 60_000);
       seen = current();
       // what logrotate does without copytruncate: rename, then tell the writer to reopen
       renameSync(join(dir, `access.${seen}.log`), join(dir, `access-rotated-${i}.log`));
